@@ -1,0 +1,3 @@
+from .backbones import PartialNet
+
+__all__ = ['PartialNet']

@@ -1,0 +1,3 @@
+from .partialnet import PartialNet
+
+__all__ = ['PartialNet']

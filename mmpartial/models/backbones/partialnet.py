@@ -1,0 +1,233 @@
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmpartial.registry import MODELS
+from ..layers import ConvBN, PartialAttnBlock, PartialBlock
+from ..layers.builders import build_norm
+
+
+@MODELS.register_module()
+class PartialNet(BaseModule):
+    """PartialNet backbone.
+
+    A four-stage hierarchical network of partial-channel blocks, from
+    `Partial Channel Network: Compute Fewer, Perform Better
+    <https://arxiv.org/abs/2502.01303>`_. Stages 1-3 use PAT_ch blocks,
+    stage 4 PAT_sf (self-attention) blocks; variants with ``use_pat_sp`` end
+    every MLP with PAT_sp.
+
+    Args:
+        arch (str | dict): A variant of :attr:`arch_zoo` (``'t0'``, ``'t1'``,
+            ``'t2'``, ``'s'``, ``'m'``, ``'l'``) or a dict with the keys
+            ``embed_dim`` (int), ``depths`` (4 ints) and optionally
+            ``act_cfg`` (dict, default GELU), ``use_pat_sp`` (bool, default
+            False) and ``drop_path_rate`` (float, default 0).
+        in_channels (int): Channels of the input images. Defaults to 3.
+        n_div (int): The convolution of a PAT layer gets ``1 / n_div`` of the
+            channels. Defaults to 4.
+        mlp_ratio (float): MLP expansion. Defaults to 2.
+        num_heads (int): Attention heads of PAT_sf. Defaults to 4.
+        attn_drop_rate (float): Dropout on attention maps. Defaults to 0.1.
+        proj_drop_rate (float): Dropout after the attention projection.
+            Defaults to 0.1.
+        drop_path_rate (float, optional): Stochastic depth, rising linearly
+            to this rate over the blocks. Defaults to the variant's rate.
+        out_indices (Sequence[int] | int): Stages (0-3) whose outputs are
+            returned. Defaults to -1 (the last stage).
+        out_norm (bool): Put a norm layer on every output, as the reference
+            detection model does. Defaults to False (classification).
+        frozen_stages (int): Freeze the first ``frozen_stages`` stages, each
+            with its downsampling layer (stage 0's is the stem), and their
+            output norms: no gradients, norms in eval mode. 0 freezes none.
+            Defaults to 0.
+        norm_cfg (dict): Config of the BN layers. Defaults to
+            ``dict(type='BN')``.
+        norm_eval (bool): Keep every BN layer in eval mode during training
+            (frozen statistics), as detection fine-tuning usually does.
+            Defaults to False.
+        with_cp (bool): Gradient checkpointing of every block: less memory,
+            more compute. Defaults to False.
+        init_cfg (dict | list[dict], optional): Initialisation config; e.g.
+            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
+            to load an ImageNet classifier's backbone.
+    """
+    arch_zoo = {
+        't0': dict(embed_dim=32, depths=[1, 2, 8, 2],
+                   act_cfg=dict(type='GELU'), use_pat_sp=True,
+                   drop_path_rate=0.),
+        't1': dict(embed_dim=48, depths=[1, 2, 8, 2],
+                   act_cfg=dict(type='GELU'), use_pat_sp=True,
+                   drop_path_rate=0.02),
+        't2': dict(embed_dim=64, depths=[2, 2, 6, 4],
+                   act_cfg=dict(type='ReLU'), use_pat_sp=False,
+                   drop_path_rate=0.05),
+        's': dict(embed_dim=96, depths=[2, 2, 9, 4],
+                  act_cfg=dict(type='ReLU'), use_pat_sp=False,
+                  drop_path_rate=0.1),
+        'm': dict(embed_dim=128, depths=[2, 3, 16, 4],
+                  act_cfg=dict(type='ReLU'), use_pat_sp=False,
+                  drop_path_rate=0.2),
+        'l': dict(embed_dim=160, depths=[2, 3, 20, 4],
+                  act_cfg=dict(type='ReLU'), use_pat_sp=False,
+                  drop_path_rate=0.3),
+    }
+    arch_keys = {'embed_dim', 'depths', 'act_cfg', 'use_pat_sp',
+                 'drop_path_rate'}
+    num_stages = 4
+    # Total stride of the network: the stem patchifies by 4, each of the
+    # three merging layers halves the map.
+    stride = 32
+
+    def __init__(self,
+                 arch='t0',
+                 in_channels=3,
+                 n_div=4,
+                 mlp_ratio=2.,
+                 num_heads=4,
+                 attn_drop_rate=0.1,
+                 proj_drop_rate=0.1,
+                 drop_path_rate=None,
+                 out_indices=-1,
+                 out_norm=False,
+                 frozen_stages=0,
+                 norm_cfg=dict(type='BN'),
+                 norm_eval=False,
+                 with_cp=False,
+                 init_cfg=[
+                     dict(type='TruncNormal', layer=['Conv2d', 'Linear'],
+                          std=.02, bias=0.),
+                     dict(type='Constant', layer=['LayerNorm'], val=1.,
+                          bias=0.)
+                 ]):
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self.parse_arch(arch)
+        embed_dim = self.arch_settings['embed_dim']
+        depths = self.arch_settings['depths']
+        act_cfg = self.arch_settings.get('act_cfg', dict(type='GELU'))
+        use_pat_sp = self.arch_settings.get('use_pat_sp', False)
+        if drop_path_rate is None:
+            drop_path_rate = self.arch_settings.get('drop_path_rate', 0.)
+
+        self.in_channels = in_channels
+        self.channels = [embed_dim * 2**i for i in range(self.num_stages)]
+        self.out_indices = self.parse_out_indices(out_indices)
+        if not 0 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be in [0, {self.num_stages}]'
+                             f', got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.out_norm = out_norm
+
+        # One rate per block, rising linearly over the whole network.
+        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.downsample_layers = nn.ModuleList()
+        self.stages = nn.ModuleList()
+        prev = in_channels
+        for i, (channels, depth) in enumerate(zip(self.channels, depths)):
+            self.downsample_layers.append(
+                ConvBN(prev, channels, 4 if i == 0 else 2, norm_cfg))
+            block_type = PartialAttnBlock if i == 3 else PartialBlock
+            extra = dict(num_heads=num_heads, attn_drop=attn_drop_rate,
+                         proj_drop=proj_drop_rate) if i == 3 else {}
+            first = sum(depths[:i])
+            self.stages.append(
+                nn.Sequential(*[
+                    block_type(channels, n_div=n_div, mlp_ratio=mlp_ratio,
+                               drop_path=dpr[first + j], act_cfg=act_cfg,
+                               norm_cfg=norm_cfg, use_pat_sp=use_pat_sp,
+                               **extra) for j in range(depth)
+                ]))
+            prev = channels
+        if out_norm:
+            for i in self.out_indices:
+                self.add_module(f'norm{i}',
+                                build_norm(norm_cfg, self.channels[i]))
+        self._freeze_stages()
+
+    @classmethod
+    def parse_arch(cls, arch):
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in cls.arch_zoo:
+                raise ValueError(
+                    f'Unknown PartialNet arch {arch!r}; valid archs are '
+                    f'{list(cls.arch_zoo)}, or a dict with the keys '
+                    f'{sorted(cls.arch_keys)}')
+            return dict(cls.arch_zoo[key])
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or a dict, got {type(arch)}')
+        unknown = set(arch) - cls.arch_keys
+        missing = {'embed_dim', 'depths'} - set(arch)
+        if unknown or missing:
+            raise ValueError(
+                f'Invalid PartialNet arch dict: unknown keys '
+                f'{sorted(unknown)}, missing keys {sorted(missing)}; valid '
+                f'keys are {sorted(cls.arch_keys)}')
+        if len(arch['depths']) != cls.num_stages or min(arch['depths']) < 1:
+            raise ValueError('arch["depths"] must give 4 positive block counts,'
+                             f' got {arch["depths"]}')
+        return dict(arch)
+
+    def parse_out_indices(self, out_indices):
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        parsed = []
+        for index in out_indices:
+            if not -self.num_stages <= index < self.num_stages:
+                raise ValueError(
+                    f'out_indices entry {index} is out of range: PartialNet '
+                    f'has {self.num_stages} stages, valid indices are 0-3 '
+                    '(or -4 to -1)')
+            parsed.append(index % self.num_stages)
+        return tuple(parsed)
+
+    def check_input(self, x):
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f'PartialNet expects (B, {self.in_channels}, H, W) images, '
+                f'got a tensor of shape {tuple(x.shape)}; set in_channels '
+                'to match your data')
+        if min(x.shape[-2:]) < self.stride:
+            raise ValueError(
+                f'Input of {x.shape[-2]}x{x.shape[-1]} is smaller than '
+                f'PartialNet\'s total stride of {self.stride}: each side must '
+                f'be at least {self.stride} pixels')
+
+    def forward(self, x):
+        self.check_input(x)
+        outs = []
+        for i, (downsample, stage) in enumerate(
+                zip(self.downsample_layers, self.stages)):
+            x = downsample(x)
+            if self.with_cp and x.requires_grad:
+                for block in stage:
+                    x = cp.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = stage(x)
+            if i in self.out_indices:
+                outs.append(getattr(self, f'norm{i}')(x)
+                            if self.out_norm else x)
+        return tuple(outs)
+
+    def _freeze_stages(self):
+        for i in range(self.frozen_stages):
+            modules = [self.downsample_layers[i], self.stages[i]]
+            if self.out_norm and i in self.out_indices:
+                modules.append(getattr(self, f'norm{i}'))
+            for module in modules:
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
