@@ -1,12 +1,18 @@
-"""The package's registry, a child of MMEngine's root ``MODELS``.
+"""The package's registries, children of MMEngine's root registries.
 
-Because it is a child of the root registry with scope ``mmpartial``, configs
-of any OpenMMLab codebase (mmdet, mmpretrain, ...) reach its classes as
+Being children of the root registries with scope ``mmpartial``, they are
+reached from configs of any OpenMMLab codebase (mmdet, mmpretrain, ...) as
 ``type='mmpartial.PartialNet'`` once ``mmpartial`` has been imported (for
 instance with ``custom_imports=dict(imports=['mmpartial'])``).
 """
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmpartial',
                   locations=['mmpartial.models'])
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS,
+                          scope='mmpartial', locations=['mmpartial.engine'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmpartial',
+                 locations=['mmpartial.engine'])

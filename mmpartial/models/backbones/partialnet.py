@@ -1,6 +1,9 @@
+import logging
+
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -77,6 +80,12 @@ class PartialNet(BaseModule):
     arch_keys = {'embed_dim', 'depths', 'act_cfg', 'use_pat_sp',
                  'drop_path_rate'}
     num_stages = 4
+    # The spec's initialisation; BN keeps PyTorch's default.
+    default_init_cfg = [
+        dict(type='TruncNormal', layer=['Conv2d', 'Linear'], std=.02,
+             bias=0.),
+        dict(type='Constant', layer=['LayerNorm'], val=1., bias=0.)
+    ]
     # Total stride of the network: the stem patchifies by 4, each of the
     # three merging layers halves the map.
     stride = 32
@@ -96,13 +105,8 @@ class PartialNet(BaseModule):
                  norm_cfg=dict(type='BN'),
                  norm_eval=False,
                  with_cp=False,
-                 init_cfg=[
-                     dict(type='TruncNormal', layer=['Conv2d', 'Linear'],
-                          std=.02, bias=0.),
-                     dict(type='Constant', layer=['LayerNorm'], val=1.,
-                          bias=0.)
-                 ]):
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg or self.default_init_cfg)
         self.arch_settings = self.parse_arch(arch)
         embed_dim = self.arch_settings['embed_dim']
         depths = self.arch_settings['depths']
@@ -222,6 +226,18 @@ class PartialNet(BaseModule):
                 module.eval()
                 for param in module.parameters():
                     param.requires_grad = False
+
+    def init_weights(self):
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained' \
+                and cfg.get('checkpoint') is None:
+            # Configs come ready for an ImageNet checkpoint; without one
+            # given, train from scratch rather than fail.
+            print_log('PartialNet: init_cfg.checkpoint is None, so the '
+                      'backbone starts from random weights', logger='current',
+                      level=logging.WARNING)
+            self.init_cfg = self.default_init_cfg
+        super().init_weights()
 
     def train(self, mode=True):
         super().train(mode)

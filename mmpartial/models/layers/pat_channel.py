@@ -1,5 +1,7 @@
 import torch
+import torch.distributed as dist
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .builders import build_norm
 
@@ -28,8 +30,22 @@ class StylePoolGate(nn.Module):
         # position; fall back to the biased one there instead of NaN.
         correction = 1 if flat.shape[-1] > 1 else 0
         std, mean = torch.std_mean(flat, dim=-1, correction=correction)
-        style = torch.stack((mean, std), dim=-1).unsqueeze(2)
-        return self.act(self.norm(self.conv(style)))
+        style = self.conv(torch.stack((mean, std), dim=-1).unsqueeze(2))
+        return self.act(self.normalize(style))
+
+    def normalize(self, style):
+        # The style vector has one value per channel and sample, so a
+        # training batch of one image (common in detection) gives BN nothing
+        # to estimate statistics from; use the running ones then. A SyncBN
+        # across several processes still sees several values.
+        norm = self.norm
+        synced = isinstance(norm, nn.SyncBatchNorm) and \
+            dist.is_available() and dist.is_initialized() and \
+            dist.get_world_size() > 1
+        if self.training and style.shape[0] == 1 and not synced:
+            return F.batch_norm(style, norm.running_mean, norm.running_var,
+                                norm.weight, norm.bias, False, 0., norm.eps)
+        return norm(style)
 
 
 class PATChannel(nn.Module):

@@ -1,0 +1,62 @@
+"""Evaluate a checkpoint on the test set of an mmdet or mmpretrain config.
+
+Example::
+
+    python tools/test.py configs/mask-rcnn_partialnet-t2_coco.py \
+        work_dirs/mask-rcnn_partialnet-t2_coco/epoch_12.pth --show-dir vis
+"""
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+from mmengine.runner import Runner
+
+import mmpartial  # noqa: F401  (registers models, safe checkpoint loading)
+from mmpartial.engine.runner_setup import (add_dump_metric,
+                                           enable_visualization, load_config,
+                                           set_work_dir,
+                                           setup_cpu_distributed)
+from mmpartial.utils.checkpoint_files import (CheckpointError,
+                                              check_checkpoint_file)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where the test log goes')
+    parser.add_argument('--out', help='dump raw predictions to this .pkl')
+    parser.add_argument('--show-dir',
+                        help='save pictures of the predictions here')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    check_checkpoint_file(args.checkpoint)
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    set_work_dir(cfg, args.config, args.work_dir)
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        enable_visualization(cfg, args.show_dir)
+    setup_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
+    if args.out:
+        add_dump_metric(runner, args.out)
+    runner.test()
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except (CheckpointError, FileNotFoundError, ValueError) as err:
+        sys.exit(f'error: {err}')
