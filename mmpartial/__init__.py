@@ -1,4 +1,11 @@
 """mmpartial: PartialNet backbones and DPConv layers for OpenMMLab."""
-from .models import *  # noqa: F401,F403  (registers every model class)
+from .utils.safe_loading import allow_mmengine_checkpoints
+
+# torch >= 2.6 unpickles checkpoints with weights_only=True; allow exactly
+# the few classes mmengine saves so that resume and load_from work again.
+allow_mmengine_checkpoints()
+
+from .models import *  # noqa: E402,F401,F403  (registers every model class)
+from . import engine  # noqa: E402,F401  (registers hooks, optim wrappers)
 
 __version__ = '0.1.0'

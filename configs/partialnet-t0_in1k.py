@@ -1,0 +1,20 @@
+_base_ = './_base_/partialnet_in1k.py'
+
+model = dict(
+    backbone=dict(arch='t0'),
+    head=dict(in_channels=256, act_cfg=dict(type='GELU')),
+    train_cfg=dict(augments=[
+        dict(type='Mixup', alpha=0.05),
+        dict(type='CutMix', alpha=1.0)
+    ]))
+
+optim_wrapper = dict(optimizer=dict(weight_decay=0.005))
+
+# T0 trains without RandAugment.
+train_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=192, backend='pillow',
+         interpolation='bicubic'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]))

@@ -1,0 +1,28 @@
+_base_ = './_base_/partialnet_in1k.py'
+
+model = dict(
+    backbone=dict(arch='t1'),
+    head=dict(in_channels=384, act_cfg=dict(type='GELU')),
+    train_cfg=dict(augments=[
+        dict(type='Mixup', alpha=0.1),
+        dict(type='CutMix', alpha=1.0)
+    ]))
+
+optim_wrapper = dict(optimizer=dict(weight_decay=0.01))
+
+# RandAugment at magnitude 3 (the base config has 7).
+train_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=192, backend='pillow',
+         interpolation='bicubic'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(
+        type='RandAugment',
+        policies='timm_increasing',
+        num_policies=2,
+        total_level=10,
+        magnitude_level=3,
+        magnitude_std=0.5,
+        hparams=dict(pad_val=[104, 116, 124], interpolation='bicubic')),
+    dict(type='PackInputs'),
+]))

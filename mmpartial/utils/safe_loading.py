@@ -1,0 +1,36 @@
+"""Let ``torch.load(weights_only=True)`` read mmengine's checkpoints.
+
+Since torch 2.6, ``torch.load`` only unpickles tensors, containers and
+allow-listed classes. mmengine 0.10.7 stores more than tensors: the message
+hub's ``HistoryBuffer`` objects, which hold numpy arrays and numpy scalars.
+Resuming, ``load_from`` and ``init_cfg=Pretrained`` then fail. Rather than
+turning ``weights_only`` off (which would let a malicious checkpoint run any
+code), this allow-lists exactly those classes. Unpickling them runs no
+user-controlled callable: numpy's reconstructors only rebuild arrays.
+"""
+import numpy as np
+import torch
+
+
+def mmengine_checkpoint_globals():
+    """The classes and functions mmengine's checkpoints refer to."""
+    from mmengine.logging import HistoryBuffer
+
+    # numpy 2 moved numpy.core to numpy._core; pickles name the module that
+    # wrote them, so allow the one that exists here.
+    core = getattr(np, '_core', None) or np.core
+    dtype_classes = {
+        type(np.dtype(name))
+        for name in ('bool', 'int8', 'int16', 'int32', 'int64', 'uint8',
+                     'uint16', 'uint32', 'uint64', 'float16', 'float32',
+                     'float64')
+    }
+    return [HistoryBuffer, np.ndarray, np.dtype, core.multiarray._reconstruct,
+            core.multiarray.scalar, *sorted(dtype_classes, key=str)]
+
+
+def allow_mmengine_checkpoints():
+    """Add :func:`mmengine_checkpoint_globals` to torch's safe globals."""
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is not None:  # torch < 2.4 loads everything anyway
+        add(mmengine_checkpoint_globals())
