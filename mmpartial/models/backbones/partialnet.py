@@ -8,8 +8,9 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmpartial.registry import MODELS
-from ..layers import ConvBN, PartialAttnBlock, PartialBlock
+from ..layers import ConvBN, DPConv, PartialAttnBlock, PartialBlock
 from ..layers.builders import build_norm
+from .dpconv_cfg import parse_dpconv_cfg
 
 
 @MODELS.register_module()
@@ -53,6 +54,17 @@ class PartialNet(BaseModule):
             Defaults to False.
         with_cp (bool): Gradient checkpointing of every block: less memory,
             more compute. Defaults to False.
+        dpconv (dict, optional): Turn the convolution of every PAT layer
+            (PAT_ch and PAT_sf) into a DPConv with a learned split ratio,
+            starting at ``1 / n_div`` (the plain layer). Options, all
+            optional: ``budget`` (> 1, default 2), ``theta`` ([0, 1), default
+            0.5), ``complexity_weight`` (>= 0, default 0.01),
+            ``ordering_weight`` (>= 0, default 1), ``warmup_epochs`` (int >=
+            0, default 0), ``init_gate`` ((0, 1), default 1e-8); see
+            :func:`parse_dpconv_cfg`. Kept as :attr:`dpconv_cfg`, where
+            :class:`~mmpartial.engine.DPConvHook` reads the training ones
+            (the regularisers and the warm-up). ``dict()`` uses the
+            defaults; None (default) is the plain network.
         init_cfg (dict | list[dict], optional): Initialisation config; e.g.
             ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
             to load an ImageNet classifier's backbone.
@@ -105,6 +117,7 @@ class PartialNet(BaseModule):
                  norm_cfg=dict(type='BN'),
                  norm_eval=False,
                  with_cp=False,
+                 dpconv=None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg or self.default_init_cfg)
         self.arch_settings = self.parse_arch(arch)
@@ -125,6 +138,12 @@ class PartialNet(BaseModule):
         self.norm_eval = norm_eval
         self.with_cp = with_cp
         self.out_norm = out_norm
+        self.dpconv_cfg = parse_dpconv_cfg(dpconv)
+        if self.dpconv_cfg and (n_div < 1 or n_div & (n_div - 1)):
+            raise ValueError(f'dpconv needs n_div to be a power of two (the '
+                             f'DPConv starts at the split 1 / n_div), got '
+                             f'n_div={n_div}')
+        self.deploy = False
 
         # One rate per block, rising linearly over the whole network.
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
@@ -143,6 +162,7 @@ class PartialNet(BaseModule):
                     block_type(channels, n_div=n_div, mlp_ratio=mlp_ratio,
                                drop_path=dpr[first + j], act_cfg=act_cfg,
                                norm_cfg=norm_cfg, use_pat_sp=use_pat_sp,
+                               dpconv=self._make_dpconv(channels, n_div),
                                **extra) for j in range(depth)
                 ]))
             prev = channels
@@ -151,6 +171,12 @@ class PartialNet(BaseModule):
                 self.add_module(f'norm{i}',
                                 build_norm(norm_cfg, self.channels[i]))
         self._freeze_stages()
+
+    def _make_dpconv(self, channels, n_div):
+        if self.dpconv_cfg is None:
+            return None
+        return DPConv(channels, init_gate=self.dpconv_cfg['init_gate'],
+                      init_split=1 / n_div)
 
     @classmethod
     def parse_arch(cls, arch):
@@ -238,6 +264,29 @@ class PartialNet(BaseModule):
                       level=logging.WARNING)
             self.init_cfg = self.default_init_cfg
         super().init_weights()
+
+    def switch_to_deploy(self):
+        """Turn the network into its inference form, in place.
+
+        Calls ``switch_to_deploy()`` of every submodule that has one,
+        children before parents (so a parent finds its children already
+        converted), then sets :attr:`deploy`. Today that turns every DPConv
+        into a plain partial convolution over its learned channels; other
+        layers take part by defining their own ``switch_to_deploy``. Eval
+        outputs are unchanged. The method is the one mmpretrain's
+        reparameterisation tool calls; calling it twice is harmless.
+        """
+        if self.deploy:
+            return
+        # Listed first: a conversion may add or remove submodules.
+        convertible = [
+            module for module in reversed(list(self.modules()))
+            if module is not self
+            and callable(getattr(module, 'switch_to_deploy', None))
+        ]
+        for module in convertible:
+            module.switch_to_deploy()
+        self.deploy = True
 
     def train(self, mode=True):
         super().train(mode)

@@ -45,13 +45,16 @@ class PartialBlock(nn.Module):
         norm_cfg (dict): Norm config.
         use_pat_sp (bool): End the MLP with PAT_sp.
         conv (nn.Module, optional): Replacement of PAT_ch's 3x3 convolution.
+        dpconv (nn.Module, optional): A DPConv over all channels in front of
+            PAT_ch's split (see :class:`PATChannel`).
     """
 
     def __init__(self, channels, n_div=4, mlp_ratio=2., drop_path=0.,
                  act_cfg=dict(type='GELU'), norm_cfg=None, use_pat_sp=False,
-                 conv=None):
+                 conv=None, dpconv=None):
         super().__init__()
-        self.token_mixer = PATChannel(channels, n_div, norm_cfg, conv=conv)
+        self.token_mixer = PATChannel(channels, n_div, norm_cfg, conv=conv,
+                                      dpconv=dpconv)
         self.mlp = PartialMLP(channels, mlp_ratio, act_cfg, norm_cfg,
                               use_pat_sp)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -78,14 +81,18 @@ class PartialAttnBlock(nn.Module):
         attn_drop (float): Dropout on the attention map.
         proj_drop (float): Dropout after the attention projection.
         conv (nn.Module, optional): Replacement of PAT_sf's 3x3 convolution.
+        dpconv (nn.Module, optional): A DPConv over all channels in front of
+            PAT_sf's split (see :class:`PATSelfAttention`).
     """
 
     def __init__(self, channels, n_div=4, mlp_ratio=2., drop_path=0.,
                  act_cfg=dict(type='GELU'), norm_cfg=None, use_pat_sp=False,
-                 num_heads=4, attn_drop=0.1, proj_drop=0.1, conv=None):
+                 num_heads=4, attn_drop=0.1, proj_drop=0.1, conv=None,
+                 dpconv=None):
         super().__init__()
         self.token_mixer = PATSelfAttention(channels, n_div, num_heads,
-                                            attn_drop, proj_drop, conv=conv)
+                                            attn_drop, proj_drop, conv=conv,
+                                            dpconv=dpconv)
         self.mlp = PartialMLP(channels, mlp_ratio, act_cfg, norm_cfg,
                               use_pat_sp)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()

@@ -4,6 +4,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .builders import build_norm
+from .pat_dpconv import install_dpconv
 
 
 class StylePoolGate(nn.Module):
@@ -60,20 +61,28 @@ class PATChannel(nn.Module):
         n_div (int): The convolution gets ``channels // n_div`` channels.
         norm_cfg (dict): Config of the norm layers.
         conv (nn.Module, optional): A replacement for the 3x3 convolution
-            over the first part (e.g. a DPConv); it must map
-            ``channels // n_div`` channels to as many.
+            over the first part; it must map ``channels // n_div`` channels
+            to as many.
+        dpconv (nn.Module, optional): A DPConv over all ``channels``, run
+            on the input before the split; the first part is then taken as
+            it is (``conv`` is an identity). See
+            :mod:`~mmpartial.models.layers.pat_dpconv`.
     """
 
-    def __init__(self, channels, n_div=4, norm_cfg=None, conv=None):
+    def __init__(self, channels, n_div=4, norm_cfg=None, conv=None,
+                 dpconv=None):
         super().__init__()
         self.conv_channels = channels // n_div
         self.attn_channels = channels - self.conv_channels
+        conv = install_dpconv(self, channels, dpconv, conv)
         self.conv = conv if conv is not None else nn.Conv2d(
             self.conv_channels, self.conv_channels, 3, padding=1, bias=False)
         self.gate = StylePoolGate(self.attn_channels, norm_cfg)
         self.norm = build_norm(norm_cfg, self.attn_channels)
 
     def forward(self, x):
+        if self.dpconv is not None:
+            x = self.dpconv(x)
         x1, x2 = torch.split(x, [self.conv_channels, self.attn_channels], 1)
         x2 = self.norm(x2 * self.gate(x2))
         return torch.cat((self.conv(x1), x2), dim=1)

@@ -2,6 +2,7 @@ import torch
 import torch.nn as nn
 
 from .irpe import EuclideanRelPosBias
+from .pat_dpconv import install_dpconv
 
 
 class RelPosSelfAttention(nn.Module):
@@ -55,13 +56,18 @@ class PATSelfAttention(nn.Module):
         attn_drop (float): Dropout on the attention map.
         proj_drop (float): Dropout after the attention projection.
         conv (nn.Module, optional): A replacement for the 3x3 convolution.
+        dpconv (nn.Module, optional): A DPConv over all ``channels``, run
+            on the input before the split; the first part is then taken as
+            it is (``conv`` is an identity). See
+            :mod:`~mmpartial.models.layers.pat_dpconv`.
     """
 
     def __init__(self, channels, n_div=4, num_heads=4, attn_drop=0.1,
-                 proj_drop=0.1, conv=None):
+                 proj_drop=0.1, conv=None, dpconv=None):
         super().__init__()
         self.conv_channels = channels // n_div
         self.attn_channels = channels - self.conv_channels
+        conv = install_dpconv(self, channels, dpconv, conv)
         self.conv = conv if conv is not None else nn.Conv2d(
             self.conv_channels, self.conv_channels, 3, padding=1, bias=False)
         self.norm = nn.LayerNorm(self.attn_channels, eps=1e-6)
@@ -69,6 +75,8 @@ class PATSelfAttention(nn.Module):
                                         attn_drop, proj_drop)
 
     def forward(self, x):
+        if self.dpconv is not None:
+            x = self.dpconv(x)
         x1, x2 = torch.split(x, [self.conv_channels, self.attn_channels], 1)
         b, c, h, w = x2.shape
         tokens = self.norm(x2.flatten(2).transpose(1, 2))
