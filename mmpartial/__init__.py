@@ -5,7 +5,7 @@ from .utils.safe_loading import allow_mmengine_checkpoints
 # the few classes mmengine saves so that resume and load_from work again.
 allow_mmengine_checkpoints()
 
-from .models import *  # noqa: E402,F401,F403  (registers every model class)
+from .models import DPConv, PartialNet  # noqa: E402,F401  (registers models)
 from . import engine  # noqa: E402,F401  (registers hooks, optim wrappers)
 
 __version__ = '0.1.0'

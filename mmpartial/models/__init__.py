@@ -1,10 +1,12 @@
+from . import heads  # noqa: F401  (registers the head builders)
 from .backbones import PartialNet
 from .layers import DPConv
 
-__all__ = ['DPConv', 'PartialNet']
 
-try:  # the classification head builds on mmpretrain's ClsHead
-    from .heads import PartialNetClsHead  # noqa: F401
-    __all__.append('PartialNetClsHead')
-except ImportError:  # backbone-only use (e.g. a machine without mmcv)
-    pass
+def __getattr__(name):
+    if name == 'PartialNetClsHead':  # imports mmpretrain on first use
+        return heads.PartialNetClsHead
+    raise AttributeError(name)
+
+
+__all__ = ['DPConv', 'PartialNet', 'PartialNetClsHead']

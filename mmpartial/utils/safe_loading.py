@@ -17,16 +17,19 @@ def mmengine_checkpoint_globals():
     from mmengine.logging import HistoryBuffer
 
     # numpy 2 moved numpy.core to numpy._core; pickles name the module that
-    # wrote them, so allow the one that exists here.
-    core = getattr(np, '_core', None) or np.core
+    # wrote them, so allow the one of the installed numpy.
+    if np.lib.NumpyVersion(np.__version__) >= '2.0.0':
+        from numpy._core import multiarray
+    else:
+        from numpy.core import multiarray
     dtype_classes = {
         type(np.dtype(name))
         for name in ('bool', 'int8', 'int16', 'int32', 'int64', 'uint8',
                      'uint16', 'uint32', 'uint64', 'float16', 'float32',
                      'float64')
     }
-    return [HistoryBuffer, np.ndarray, np.dtype, core.multiarray._reconstruct,
-            core.multiarray.scalar, *sorted(dtype_classes, key=str)]
+    return [HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct,
+            multiarray.scalar, *sorted(dtype_classes, key=str)]
 
 
 def allow_mmengine_checkpoints():

@@ -2,11 +2,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.models.heads import ClsHead
 
-from mmpartial.registry import MODELS
 from ..layers.builders import build_act
 
 
-@MODELS.register_module()
 class PartialNetClsHead(ClsHead):
     """PartialNet's classification head.
 

@@ -1,0 +1,3 @@
+from .dpconv_loss import DPConvLoss
+
+__all__ = ['DPConvLoss']

@@ -1,0 +1,3 @@
+from .dpconv_summary import dpconv_summary, named_dpconvs
+
+__all__ = ['dpconv_summary', 'named_dpconvs']
