@@ -153,10 +153,11 @@ def plot_ratios(summary, path):
     ax.set_title(f'Learned DPConv split ratios (mean '
                  f'{summary["totals"]["mean_ratio"]:.3f})')
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+    # Stages numbered from 1, as in the paper.
     ax.legend(handles + ax.get_legend_handles_labels()[0],
-              [f'stage {g}' if g.isdigit() else g for g in colours] +
+              [f'stage {int(g) + 1}' if g.isdigit() else g for g in colours] +
               ['fixed split 1/4'],
-              fontsize=7, loc='upper right')
+              fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

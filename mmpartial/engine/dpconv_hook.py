@@ -44,7 +44,12 @@ class DPConvHook(Hook):
 
     with ``R = sum_l nnz(U_l)`` and ``T = sum_l C_l**2 / budget**2``.
     mmengine's ``parse_losses`` adds every key containing ``loss`` to the
-    total and logs each one.
+    total and logs each one. Additive, not the reference's multiplicative
+    ``L * (T / R)**alpha``: the terms are the logarithm of that factor, so
+    they push ``R`` in the same direction in the same zones, but they
+    compose with any model's dict of losses and leave the logged task
+    losses unscaled. The reference's push also scales with the task loss
+    ``L``; ``complexity_weight = 0.01 * L`` matches it at a loss ``L``.
 
     The settings come from the backbone's ``dpconv_cfg`` (the checked
     ``PartialNet(dpconv=dict(...))``), so a config only needs
