@@ -1,7 +1,9 @@
 # PartialNet-T0 Mask R-CNN on the embedded toy COCO set
 # (`python tools/make_toy_coco.py data/toy_coco`): the same model family as
 # mask-rcnn_partialnet-t0_coco.py, shrunk to train in minutes on a CPU:
-# small images, 128-channel FPN and heads, fewer proposals, short schedule.
+# small images, 128-channel FPN, light RoI heads (the mask head's four
+# 256-channel convs over every positive RoI would dominate a CPU step),
+# fewer proposals and samples, short schedule.
 _base_ = './mask-rcnn_partialnet-t0_coco.py'
 
 data_root = 'data/toy_coco/'
@@ -17,14 +19,14 @@ model = dict(
     rpn_head=dict(in_channels=width, feat_channels=width),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=width),
-        bbox_head=dict(in_channels=width, fc_out_channels=512,
+        bbox_head=dict(in_channels=width, fc_out_channels=256,
                        num_classes=len(classes)),
         mask_roi_extractor=dict(out_channels=width),
-        mask_head=dict(in_channels=width, conv_out_channels=width,
+        mask_head=dict(in_channels=width, num_convs=2, conv_out_channels=64,
                        num_classes=len(classes))),
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=1000, max_per_img=300),
-        rcnn=dict(sampler=dict(num=128))),
+        rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(
         rpn=dict(nms_pre=500, max_per_img=300),
         rcnn=dict(max_per_img=50)))

@@ -5,6 +5,7 @@ reached from configs of any OpenMMLab codebase (mmdet, mmpretrain, ...) as
 ``type='mmpartial.PartialNet'`` once ``mmpartial`` has been imported (for
 instance with ``custom_imports=dict(imports=['mmpartial'])``).
 """
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
@@ -16,3 +17,5 @@ OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS,
                           scope='mmpartial', locations=['mmpartial.engine'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmpartial',
                  locations=['mmpartial.engine'])
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmpartial',
+                    locations=['mmpartial.datasets'])

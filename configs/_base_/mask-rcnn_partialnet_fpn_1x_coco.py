@@ -40,3 +40,9 @@ param_scheduler = [
 ]
 # The recipe's lr is for 8 GPUs x 2 images; `--auto-scale-lr` rescales it.
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+
+# mmdet's CocoDataset plus checks: bad annotations are skipped and reported,
+# unreadable images replaced by other samples, a non-COCO json refused.
+train_dataloader = dict(dataset=dict(type='mmpartial.CheckedCocoDataset'))
+val_dataloader = dict(dataset=dict(type='mmpartial.CheckedCocoDataset'))
+test_dataloader = dict(dataset=dict(type='mmpartial.CheckedCocoDataset'))

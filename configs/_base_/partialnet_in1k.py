@@ -53,9 +53,15 @@ test_pipeline = [
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
+# mmpretrain's ImageNet plus checks: missing or empty (class) folders are
+# errors naming the folder, unreadable images are replaced by other samples.
 # 32 GPUs x 128 images = the recipe's batch of 4096.
-train_dataloader = dict(batch_size=128, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(batch_size=128, dataset=dict(pipeline=test_pipeline))
+train_dataloader = dict(
+    batch_size=128,
+    dataset=dict(type='mmpartial.CheckedImageNet', pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=128,
+    dataset=dict(type='mmpartial.CheckedImageNet', pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 max_epochs = 300

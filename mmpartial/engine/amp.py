@@ -52,4 +52,5 @@ def enable_amp(cfg):
         wrapper.setdefault('loss_scale', 'dynamic')
     else:
         wrapper.type = 'mmpartial.AutocastOptimWrapper'
+        wrapper.pop('loss_scale', None)  # bf16 needs no loss scaling
         wrapper.setdefault('dtype', 'bfloat16')

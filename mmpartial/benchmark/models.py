@@ -1,0 +1,350 @@
+"""What the benchmark times: models built from ``--arch`` or a config.
+
+A :class:`BenchmarkTarget` holds one model in its train form (as built, in
+eval mode, float32 on the CPU) and knows how to feed it: a classifier (the
+whole ImageClassifier, logits out), a backbone alone, or a whole detector
+(``predict`` with post-processing). Timing code stays generic: it asks the
+target for inputs, for a callable to time and for a module to count.
+"""
+import copy
+import logging
+import os.path as osp
+import sys
+
+import torch
+import torch.nn as nn
+
+# The scopes whose configs the benchmark builds, and what they hold.
+SCOPE_KINDS = {'mmpretrain': 'classification', 'mmdet': 'detection'}
+DEFAULT_IMG_SIZE = {'classification': (224, 224), 'detection': (800, 1280)}
+NUM_CLASSES = 1000
+
+
+class BenchmarkError(ValueError):
+    """A bad input to the benchmark (config, arch, options)."""
+
+
+class _TensorForward(nn.Module):
+    """``model(x, mode='tensor')`` as a plain ``forward(x)``.
+
+    fvcore and ``torch.compile`` both want a module whose forward takes
+    just tensors; an OpenMMLab model's forward also takes a mode.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x, mode='tensor')
+
+
+class _ExtractFeat(nn.Module):
+    """A detector's backbone and neck (``extract_feat``) as a module."""
+
+    def __init__(self, detector):
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, x):
+        return self.detector.extract_feat(x)
+
+
+class BenchmarkTarget:
+    """A model to time, in train form, and how to run it.
+
+    Args:
+        name (str): Short name in the report (``classifier``, ...).
+        model (nn.Module): The model as built, in eval mode.
+        description (str): What it is, for the report.
+    """
+    #: What fvcore counts for this target (shown in the report).
+    mac_scope = 'the whole model'
+    #: Whether ``2 * MACs * images/s`` is the target's arithmetic rate.
+    macs_cover_model = True
+
+    def __init__(self, name, model, description):
+        self.name = name
+        self.model = model
+        self.description = description
+
+    def make_inputs(self, batch, img_size, device, dtype, channels_last):
+        """Random normalised images: the model's positional inputs."""
+        memory_format = torch.channels_last if channels_last \
+            else torch.contiguous_format
+        images = torch.randn(batch, 3, *img_size, device=device, dtype=dtype)
+        return (images.contiguous(memory_format=memory_format), )
+
+    def mac_module(self, model):
+        """The module fvcore traces, fed :meth:`mac_inputs`."""
+        return model
+
+    def mac_inputs(self, inputs):
+        """The part of :meth:`make_inputs`'s inputs that fvcore traces."""
+        return inputs
+
+    def runner(self, model, inputs, compiled=False):
+        """A callable running one forward pass of ``model`` on ``inputs``.
+
+        Args:
+            compiled (bool): Run through ``torch.compile``.
+        """
+        module = self.mac_module(model)
+        if compiled:
+            module = torch.compile(module)
+        return lambda: module(*inputs)
+
+    @property
+    def compile_scope(self):
+        """What ``torch.compile`` compiles, for the report."""
+        return self.mac_scope
+
+
+class ClassifierTarget(BenchmarkTarget):
+    """An mmpretrain ImageClassifier: images in, logits out."""
+
+    def mac_module(self, model):
+        return _TensorForward(model)
+
+
+class BackboneTarget(BenchmarkTarget):
+    """The PartialNet backbone alone: images in, stage outputs out."""
+    mac_scope = 'the backbone'
+
+
+class DetectorTarget(BenchmarkTarget):
+    """A whole mmdet detector: ``predict`` with post-processing.
+
+    Timing covers everything from the normalised batch to the final boxes
+    (and masks): backbone, neck, RPN, NMS, RoI heads, mask pasting. Data
+    preprocessing (normalisation, padding) is left out, as for every target.
+    fvcore counts only the backbone and neck: the heads' work depends on
+    how many proposals and detections the (random) weights produce.
+    """
+    mac_scope = 'backbone and neck only (the heads depend on the proposals)'
+    macs_cover_model = False
+    compile_scope = 'backbone and neck (extract_feat); heads run eagerly'
+
+    def make_inputs(self, batch, img_size, device, dtype, channels_last):
+        from mmdet.structures import DetDataSample
+
+        images, = super().make_inputs(batch, img_size, device, dtype,
+                                      channels_last)
+        # What the test pipeline and data preprocessor would record for an
+        # image of exactly this size, unscaled and unpadded.
+        height, width = img_size
+        meta = dict(img_shape=(height, width), ori_shape=(height, width),
+                    pad_shape=(height, width),
+                    batch_input_shape=(height, width), scale_factor=(1., 1.))
+        samples = [DetDataSample(metainfo=meta) for _ in range(batch)]
+        return images, samples
+
+    def mac_module(self, model):
+        return _ExtractFeat(model)
+
+    def mac_inputs(self, inputs):
+        return inputs[:1]  # the images; data samples are not traceable
+
+    def runner(self, model, inputs, compiled=False):
+        images, samples = inputs
+        if not compiled:
+            return lambda: model.predict(images, samples)
+        # Only the tensor part compiles; RPN and RoI heads have
+        # data-dependent shapes (NMS). predict() looks extract_feat up on
+        # the instance, so shadowing it there swaps in the compiled one;
+        # the compiled function is the class's method, bound beforehand.
+        compiled_feat = torch.compile(type(model).extract_feat.__get__(model))
+
+        def run():
+            model.extract_feat = compiled_feat
+            try:
+                return model.predict(images, samples)
+            finally:
+                del model.extract_feat
+
+        return run
+
+
+def quiet_mmengine_logs(level=logging.WARNING):
+    """Keep stdout for the report: mmengine logs to stderr, warnings only.
+
+    mmengine's logger prints every initialised weight at INFO level, and
+    prints to stdout, where the Markdown table goes.
+    """
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    logger.setLevel(level)
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler) \
+                and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
+            handler.setLevel(level)
+
+
+def _registry_of(scope):
+    from mmengine.registry import init_default_scope
+    init_default_scope(scope)
+    if scope == 'mmdet':
+        from mmdet.registry import MODELS
+    else:
+        from mmpretrain.registry import MODELS
+    return MODELS
+
+
+def _finish(model, checkpoint=None):
+    """Initialise or load the weights, then switch to eval mode."""
+    quiet_mmengine_logs()
+    # Initialised weights, not PyTorch's defaults: value ranges (and so
+    # e.g. denormal numbers on CPUs) as in a model about to be trained.
+    model.init_weights()
+    if checkpoint is not None:
+        from mmengine.runner import load_checkpoint
+        if not osp.isfile(checkpoint):
+            raise BenchmarkError(f'checkpoint {checkpoint!r} does not exist')
+        load_checkpoint(model, checkpoint, map_location='cpu',
+                        logger='current')
+    return model.eval()
+
+
+def build_arch_classifier(arch, checkpoint=None):
+    """PartialNet-``arch`` with its head: the 1000-class classifier.
+
+    The head gets the variant's activation (GELU for T0/T1, ReLU for the
+    others), as in configs/partialnet-<arch>_in1k.py.
+    """
+    from mmpartial.models import PartialNet
+    if arch not in PartialNet.arch_zoo:
+        raise BenchmarkError(f'unknown arch {arch!r}; choose from '
+                             f'{list(PartialNet.arch_zoo)}')
+    settings = PartialNet.arch_zoo[arch]
+    model = _registry_of('mmpretrain').build(
+        dict(type='ImageClassifier',
+             backbone=dict(type='mmpartial.PartialNet', arch=arch),
+             head=dict(type='mmpartial.PartialNetClsHead',
+                       num_classes=NUM_CLASSES,
+                       in_channels=settings['embed_dim'] * 8,
+                       act_cfg=settings['act_cfg'])))
+    return _finish(model, checkpoint)
+
+
+def load_benchmark_config(path, cfg_options=None):
+    """Load a config and check that the benchmark can build it.
+
+    Checked before anything is built, so mistakes fail in a second: the
+    file exists, its ``default_scope`` is mmpretrain or mmdet, and its
+    backbone is a PartialNet.
+
+    Returns:
+        tuple[Config, str]: The config and its kind (``'classification'``
+        or ``'detection'``).
+    """
+    from mmpartial.engine.runner_setup import load_config
+    if not osp.isfile(path):
+        raise BenchmarkError(f'config file {path!r} does not exist')
+    cfg = load_config(path, cfg_options)
+    scope = cfg.get('default_scope')
+    if scope not in SCOPE_KINDS:
+        raise BenchmarkError(
+            f'config {path!r} has default_scope={scope!r}; the benchmark '
+            f'builds {" and ".join(SCOPE_KINDS)} configs '
+            '(classification and detection)')
+    model_cfg = cfg.get('model') or {}
+    backbone = model_cfg.get('backbone')
+    if not backbone:
+        raise BenchmarkError(
+            f'config {path!r} has no model.backbone (model type '
+            f'{model_cfg.get("type")!r}); the benchmark needs a PartialNet '
+            'backbone')
+    backbone_type = backbone.get('type')
+    type_name = getattr(backbone_type, '__name__', str(backbone_type))
+    if type_name.split('.')[-1] != 'PartialNet':
+        raise BenchmarkError(
+            f'config {path!r} has no PartialNet backbone: its '
+            f'model.backbone.type is {type_name!r}. The benchmark is for '
+            'PartialNet models, e.g. configs/partialnet-t0_in1k.py or '
+            'configs/mask-rcnn_partialnet-t0_coco.py')
+    return cfg, SCOPE_KINDS[scope]
+
+
+def build_config_model(cfg, checkpoint=None):
+    """Build the model of a checked config with its scope's registry."""
+    from mmengine.utils import import_modules_from_strings
+
+    from mmpartial.models import PartialNet
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    model = _registry_of(cfg.default_scope).build(cfg.model)
+    if not isinstance(getattr(model, 'backbone', None), PartialNet):
+        raise BenchmarkError(
+            f'the model built from the config ({type(model).__name__}) has '
+            f'backbone {type(getattr(model, "backbone", None)).__name__}, '
+            'not PartialNet')
+    return _finish(model, checkpoint)
+
+
+def build_targets(arch=None, config=None, cfg_options=None, checkpoint=None):
+    """The targets to time for ``--arch`` or a config.
+
+    Returns:
+        tuple[list[BenchmarkTarget], str]: The targets (a classifier; or a
+        detector's backbone and the whole detector) and the kind of model
+        (``'classification'`` or ``'detection'``).
+    """
+    if (arch is None) == (config is None):
+        raise BenchmarkError('give either a config or --arch, not both')
+    if arch is not None:
+        model = build_arch_classifier(arch, checkpoint)
+        return [ClassifierTarget(
+            'classifier', model,
+            f'PartialNet-{arch.upper()} classifier ({NUM_CLASSES} classes)')
+        ], 'classification'
+    cfg, kind = load_benchmark_config(config, cfg_options)
+    model = build_config_model(cfg, checkpoint)
+    name = osp.splitext(osp.basename(config))[0]
+    if kind == 'classification':
+        return [ClassifierTarget('classifier', model,
+                                 f'{name}: {type(model).__name__}')], kind
+    return [
+        BackboneTarget('backbone', model.backbone,
+                       f'{name}: PartialNet backbone'),
+        DetectorTarget('detector', model,
+                       f'{name}: {type(model).__name__}.predict'),
+    ], kind
+
+
+def _deploy_parts(model):
+    """Names of the parts of ``model`` whose ``switch_to_deploy`` to call.
+
+    The model's own method if it has one (it knows its parts); otherwise
+    those of its backbone, neck and head that have one.
+    """
+    if callable(getattr(model, 'switch_to_deploy', None)):
+        return ['']
+    return [
+        name for name in ('backbone', 'neck', 'head')
+        if callable(getattr(getattr(model, name, None), 'switch_to_deploy',
+                            None))
+    ]
+
+
+def deploy_copy(model):
+    """A copy of ``model`` in deploy form, or why there is none.
+
+    Returns:
+        tuple[nn.Module | None, str | None]: ``(deployed, None)``, or
+        ``(None, reason)`` when neither the model nor its parts have a
+        ``switch_to_deploy()`` or it fails.
+    """
+    parts = _deploy_parts(model)
+    if not parts:
+        return None, (f'{type(model).__name__} and its backbone have no '
+                      'switch_to_deploy() yet')
+    deployed = copy.deepcopy(model)
+    for name in parts:
+        part = getattr(deployed, name) if name else deployed
+        try:
+            part.switch_to_deploy()
+        except (NotImplementedError, RuntimeError, ValueError) as err:
+            return None, (f'{type(part).__name__}.switch_to_deploy() '
+                          f'failed: {type(err).__name__}: {err}')
+    return deployed.eval(), None
