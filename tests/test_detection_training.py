@@ -1,5 +1,6 @@
 """Mask R-CNN with a PartialNet backbone trains, saves, resumes and runs
 distributed on the toy COCO set."""
+import copy
 import os
 import os.path as osp
 import subprocess
@@ -7,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from conftest import REPO
@@ -38,21 +40,31 @@ def test_train_save_resume_continue(toy_root, tmp_path):
     cfg = toy_detection_cfg(toy_root, tmp_path / 'resumed')
     cfg.resume, cfg.load_from = True, str(ckpt)
     resumed = Runner.from_cfg(cfg)
-    resumed._train_loop = resumed.build_train_loop(resumed._train_loop)
-    resumed.call_hook('before_run')
-    resumed.load_or_resume()
+    seen = {}
+
+    class Snapshot(Hook):
+        """The state right after resuming, before any new step."""
+
+        def before_train(self, runner):
+            seen.update(iter=runner.iter, epoch=runner.epoch,
+                        lrs=lrs_of(runner),
+                        model={k: v.clone() for k, v in
+                               runner.model.state_dict().items()},
+                        opt=copy.deepcopy(
+                            runner.optim_wrapper.optimizer.state_dict()))
+
+    resumed.register_hook(Snapshot())
+    resumed.train()
     # The resumed state is the saved one: weights, optimizer moments,
     # scheduler position and counters.
-    assert resumed.iter == 4 and resumed.epoch == 1
-    model_state = resumed.model.state_dict()
+    assert seen['iter'] == 4 and seen['epoch'] == 1
     for key, value in saved['state_dict'].items():
-        assert torch.equal(model_state[key], value), key
-    opt_state = resumed.optim_wrapper.optimizer.state_dict()['state']
+        assert torch.equal(seen['model'][key], value), key
     for idx, state in saved['optimizer']['state'].items():
-        assert torch.equal(opt_state[idx]['exp_avg'], state['exp_avg'])
-    assert lrs_of(resumed) == [g['lr'] for g in
-                               saved['optimizer']['param_groups']]
-    resumed.train()
+        assert torch.equal(seen['opt']['state'][idx]['exp_avg'],
+                           state['exp_avg'])
+    assert seen['lrs'] == [g['lr'] for g in
+                           saved['optimizer']['param_groups']]
     assert resumed.iter == 8 and resumed.epoch == 2
     # Same schedule as the continuous run, step for step.
     assert lrs_of(resumed) == pytest.approx(lrs_of(full))
