@@ -33,7 +33,6 @@ Exit status: 0 when every measurement ran, 1 on a bad input (with a
 one-line message) or when a measurement failed (its row says why).
 """
 import argparse
-import copy
 import json
 import os
 import os.path as osp
@@ -115,6 +114,8 @@ def check_args(parser, args):
         parser.error('give a config or --arch (exactly one of them)')
     if args.arch and args.cfg_options:
         parser.error('--cfg-options needs a config, not --arch')
+    if args.config is not None and not osp.isfile(args.config):
+        parser.error(f'config file {args.config!r} does not exist')
     if args.img_size is not None:
         if len(args.img_size) not in (1, 2):
             parser.error('--img-size takes H or H W')
@@ -151,6 +152,13 @@ class Progress:
         self.step_started = time.perf_counter()
         self.note(f'[{self.done}/{self.total}] {label} ...')
 
+    def tick(self, phase, done, total):
+        """Count runs of a measurement in place, on a terminal only."""
+        if self.enabled and sys.stderr.isatty():
+            end = '\n' if done == total else ''
+            print(f'\r[benchmark]     {phase}: run {done}/{total}', end=end,
+                  file=sys.stderr, flush=True)
+
     def finish(self, text):
         took = time.perf_counter() - self.step_started
         self.note(f'[{self.done}/{self.total}] {self.label}: {text} '
@@ -173,7 +181,7 @@ def in_ms(seconds):
     return {k: v * 1e3 if k != 'n' else v for k, v in seconds.items()}
 
 
-def timed(target, model, inputs, compiled, args, device):
+def timed(target, model, inputs, dtype, compiled, args, device, tick):
     """Seconds per pass of one setting (compiling first if asked).
 
     Returns:
@@ -189,33 +197,38 @@ def timed(target, model, inputs, compiled, args, device):
         # Fresh compilation per setting: Inductor bakes the thread count
         # into CPU kernels, and the shapes differ between settings.
         torch._dynamo.reset()
-    run = target.runner(model, inputs, compiled=compiled)
+    run = target.runner(model, inputs, dtype, compiled=compiled)
     if compiled:
         start = time.perf_counter()
         run()
         synchronize(device)
         compile_s = time.perf_counter() - start
-    return summarize(time_runs(run, args.repeats, args.warmup,
-                               device)), compile_s
+    return summarize(time_runs(run, args.repeats, args.warmup, device,
+                               on_run=tick)), compile_s
 
 
-def measure(target, model, img_size, compiled, args, device, dtype):
+def measure(target, model, img_size, compiled, args, device, dtype,
+            progress):
     """Latency at batch 1 and throughput at ``--batch`` of one setting."""
     import torch
+
+    def ticker(phase):
+        return lambda done, total: progress.tick(phase, done, total)
 
     torch.set_num_threads(args.threads)
     inputs = target.make_inputs(1, img_size, device, dtype,
                                 args.channels_last)
-    latency, compile_latency = timed(target, model, inputs, compiled, args,
-                                     device)
+    latency, compile_latency = timed(target, model, inputs, dtype, compiled,
+                                     args, device, ticker('latency, batch 1'))
     if args.batch == 1 and args.batch_threads == args.threads:
         batch_time, compile_batch = latency, None  # the same measurement
     else:
         torch.set_num_threads(args.batch_threads)
         inputs = target.make_inputs(args.batch, img_size, device, dtype,
                                     args.channels_last)
-        batch_time, compile_batch = timed(target, model, inputs, compiled,
-                                          args, device)
+        batch_time, compile_batch = timed(
+            target, model, inputs, dtype, compiled, args, device,
+            ticker(f'throughput, batch {args.batch}'))
     return dict(
         latency=dict(batch=1, threads=args.threads, ms=in_ms(latency),
                      images_per_s=images_per_second(1, latency)),
@@ -232,7 +245,7 @@ def describe_form(target, model, img_size):
     from mmpartial.benchmark import count_macs, count_params
 
     info = dict(available=True, params=count_params(model))
-    inputs = target.make_inputs(1, img_size, 'cpu', None, False)
+    inputs = target.make_inputs(1, img_size, 'cpu')
     try:
         info['macs'] = count_macs(target.mac_module(model),
                                   target.mac_inputs(inputs))
@@ -242,62 +255,81 @@ def describe_form(target, model, img_size):
     return info
 
 
-def achieved(result, form_info, target, peak):
-    """GFLOP/s at the throughput setting and its fraction of the peak."""
+def achieved(result, form_info, target):
+    """GFLOP/s (2 x MACs x images/s) at the throughput and latency settings.
+
+    None where the MACs are unknown or cover only part of what is timed
+    (a detector's heads).
+    """
     macs = form_info['macs']
     if macs is None or not target.macs_cover_model:
-        return None, None, None
-    per_second = result['throughput']['images_per_s']['median']
-    gflops = 2 * macs['total'] * per_second / 1e9
-    latency_gflops = 2 * macs['total'] * \
-        result['latency']['images_per_s']['median'] / 1e9
-    return gflops, gflops / peak['gflops'], latency_gflops
+        return None, None
+    return tuple(
+        2 * macs['total'] * result[key]['images_per_s']['median'] / 1e9
+        for key in ('throughput', 'latency'))
 
 
-def not_run(target, form, status, reason, **extra):
-    return dict(target=target.name, form=form, status=status, reason=reason,
-                **extra)
+def attach_peak_fractions(results, peaks):
+    """Each row's GFLOP/s as a fraction of the peak at its thread count."""
+    for row in results:
+        if row['status'] != 'ok':
+            continue
+        peak = peaks[row['throughput']['threads']]['gflops']
+        row['peak_gflops'] = peak
+        row['peak_fraction'] = None if row['gflops'] is None \
+            else row['gflops'] / peak
+
+
+def not_run(target, form, status, reason):
+    return dict(target=target.name, form=form, status=status, reason=reason)
+
+
+def failure_reason(err):
+    """One line: the error and the file that raised it.
+
+    Where it failed matters as much as what: "expected scalar type Float"
+    from mmcv's NMS says the detector's post-processing needs float32.
+    """
+    message = str(err).strip().splitlines()[0] if str(err).strip() else ''
+    text = f'{type(err).__name__}: {message}'[:300]
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames:
+        return text
+    path = frames[-1].filename
+    # Package- or repository-relative (mmcv/ops/nms.py), not a venv's path.
+    if 'site-packages' + os.sep in path:
+        path = path.split('site-packages' + os.sep)[-1]
+    elif osp.isabs(path):
+        path = osp.relpath(path, REPO)
+    return f'{text} (in {path}:{frames[-1].lineno})'
 
 
 def run_setting(target, form, form_info, model, dtype_name, compiled, args,
-                device, img_size, peaks):
+                device, img_size, progress):
     """One result row: measure, and turn any failure into an error row."""
     import torch
     from mmpartial.benchmark import DTYPES
 
     mode = 'compiled' if compiled else 'eager'
-    row = dict(target=target.name, form=form, dtype=dtype_name, mode=mode)
+    row = dict(target=target.name, form=form, dtype=dtype_name, mode=mode,
+               precision=target.precision)
     try:
         with torch.no_grad():
             result = measure(target, model, img_size, compiled, args, device,
-                             DTYPES[dtype_name])
+                             DTYPES[dtype_name], progress)
     except Exception as err:
         traceback.print_exc(file=sys.stderr)
-        reason = str(err).strip().splitlines()[0] if str(err) else ''
-        return dict(row, status='error',
-                    reason=f'{type(err).__name__}: {reason}'[:300])
+        return dict(row, status='error', reason=failure_reason(err))
     macs = form_info['macs']
-    gflops, fraction, latency_gflops = achieved(
-        result, form_info, target, peaks[args.batch_threads])
+    gflops, latency_gflops = achieved(result, form_info, target)
     return dict(
         row, status='ok', params=form_info['params'],
         macs=macs and macs['total'],
         macs_conv_linear_matmul=macs and macs['conv_linear_matmul'],
-        **result, gflops=gflops, gflops_latency=latency_gflops,
-        peak_gflops=peaks[args.batch_threads]['gflops'],
-        peak_fraction=fraction)
+        **result, gflops=gflops, gflops_latency=latency_gflops)
 
 
-def cast(model, device, dtype, channels_last):
-    """A copy of ``model`` on ``device`` in ``dtype`` (and memory format)."""
-    import torch
-    model = copy.deepcopy(model).to(device=device, dtype=dtype)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
-
-
-def benchmark_target(target, args, device, img_size, peaks, progress):
+def benchmark_target(target, args, device, img_size, progress):
     """Every form, dtype and mode of one target.
 
     Returns:
@@ -308,7 +340,8 @@ def benchmark_target(target, args, device, img_size, peaks, progress):
 
     info = dict(name=target.name, description=target.description,
                 mac_scope=target.mac_scope,
-                compile_scope=target.compile_scope, forms={})
+                compile_scope=target.compile_scope,
+                precision=target.precision, forms={})
     rows = []
     for form in args.form:
         model, reason = (target.model, None) if form == 'train' \
@@ -321,13 +354,13 @@ def benchmark_target(target, args, device, img_size, peaks, progress):
         form_info = info['forms'][form] = describe_form(target, model,
                                                         img_size)
         for dtype_name in args.dtype:
-            typed = cast(model, device, DTYPES[dtype_name],
-                         args.channels_last)
+            typed = target.prepare(model, device, DTYPES[dtype_name],
+                                   args.channels_last)
             for compiled in ([False, True] if args.compile else [False]):
                 progress.start(f'{target.name} {form} {dtype_name} '
                                f'{"compiled" if compiled else "eager"}')
                 row = run_setting(target, form, form_info, typed, dtype_name,
-                                  compiled, args, device, img_size, peaks)
+                                  compiled, args, device, img_size, progress)
                 rows.append(row)
                 progress.finish(summary_text(row))
             del typed
@@ -351,24 +384,34 @@ def release_memory(device):
 
 def count_steps(targets, args):
     """Progress steps: one per target, available form, dtype and mode."""
-    from mmpartial.benchmark.models import _deploy_parts
+    from mmpartial.benchmark.models import deploy_parts
     forms = sum(
         1 for target in targets for form in args.form
-        if form == 'train' or _deploy_parts(target.model))
+        if form == 'train' or deploy_parts(target.model))
     return forms * len(args.dtype) * (2 if args.compile else 1)
 
 
-def measure_peaks(args, device, progress):
-    """The fp32 matmul peak at every thread count the benchmark uses."""
+def measure_peaks(args, device, progress, before=None):
+    """The fp32 matmul peak at every thread count the benchmark uses.
+
+    Measured before and again after the models (pass the first result as
+    ``before``): the better of the two stands, so that a neighbour's load
+    during one of them does not inflate every model's fraction of it.
+    """
     from mmpartial.benchmark import matmul_peak
     size = args.peak_size or (8192 if device.type == 'cuda' else 2048)
     peaks = {}
     for threads in dict.fromkeys([args.threads, args.batch_threads]):
         progress.note(f'float32 matmul peak on {threads} thread(s), sizes up '
                       f'to {size} ...')
-        peaks[threads] = matmul_peak(device, threads, size)
-        progress.note(f'peak {peaks[threads]["gflops"]:.1f} GFLOP/s '
-                      f'(n={peaks[threads]["size"]})')
+        peak = matmul_peak(device, threads, size)
+        progress.note(f'{peak["gflops"]:.1f} GFLOP/s (n={peak["size"]})')
+        if before is not None:
+            earlier = before[threads]
+            runs = [earlier['gflops'], peak['gflops']]
+            peak = dict(max(earlier, peak, key=lambda p: p['gflops']),
+                        runs_gflops=runs)
+        peaks[threads] = peak
     return peaks
 
 
@@ -426,13 +469,16 @@ def run(args):
     report = dict(settings=settings_of(args, kind, img_size, targets,
                                        device),
                   machine=machine_info(device), mac_counting=MAC_COUNTING,
-                  peak=list(peaks.values()), targets=[], results=[])
+                  peak=None, targets=[], results=[])
     report['machine']['torch_default_threads'] = default_threads
     for target in targets:
-        info, rows = benchmark_target(target, args, device, img_size, peaks,
+        info, rows = benchmark_target(target, args, device, img_size,
                                       progress)
         report['targets'].append(info)
         report['results'].extend(rows)
+    peaks = measure_peaks(args, device, progress, before=peaks)
+    report['peak'] = list(peaks.values())
+    attach_peak_fractions(report['results'], peaks)
     return report
 
 

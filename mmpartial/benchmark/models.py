@@ -62,17 +62,39 @@ class BenchmarkTarget:
     mac_scope = 'the whole model'
     #: Whether ``2 * MACs * images/s`` is the target's arithmetic rate.
     macs_cover_model = True
+    #: How bf16/fp16 run: ``'cast'`` (weights and inputs in that dtype) or
+    #: ``'autocast'`` (float32 weights and inputs under ``torch.autocast``).
+    precision = 'cast'
 
     def __init__(self, name, model, description):
         self.name = name
         self.model = model
         self.description = description
 
-    def make_inputs(self, batch, img_size, device, dtype, channels_last):
+    @property
+    def compile_scope(self):
+        """What ``torch.compile`` compiles, for the report."""
+        return self.mac_scope
+
+    def _storage_dtype(self, dtype):
+        """The dtype of weights and inputs when running in ``dtype``."""
+        return torch.float32 if self.precision == 'autocast' else dtype
+
+    def prepare(self, model, device, dtype, channels_last):
+        """A copy of ``model`` on ``device``, ready to run in ``dtype``."""
+        model = copy.deepcopy(model).to(device=device,
+                                        dtype=self._storage_dtype(dtype))
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def make_inputs(self, batch, img_size, device, dtype=torch.float32,
+                    channels_last=False):
         """Random normalised images: the model's positional inputs."""
         memory_format = torch.channels_last if channels_last \
             else torch.contiguous_format
-        images = torch.randn(batch, 3, *img_size, device=device, dtype=dtype)
+        images = torch.randn(batch, 3, *img_size, device=device,
+                             dtype=self._storage_dtype(dtype))
         return (images.contiguous(memory_format=memory_format), )
 
     def mac_module(self, model):
@@ -83,21 +105,31 @@ class BenchmarkTarget:
         """The part of :meth:`make_inputs`'s inputs that fvcore traces."""
         return inputs
 
-    def runner(self, model, inputs, compiled=False):
+    def runner(self, model, inputs, dtype=torch.float32, compiled=False):
         """A callable running one forward pass of ``model`` on ``inputs``.
 
         Args:
+            model (nn.Module): From :meth:`prepare`.
+            inputs (tuple): From :meth:`make_inputs`.
+            dtype (torch.dtype): The dtype to run in.
             compiled (bool): Run through ``torch.compile``.
         """
+        run = self._forward(model, inputs, compiled)
+        if self.precision != 'autocast' or dtype is torch.float32:
+            return run
+        device_type = inputs[0].device.type
+
+        def run_autocast():
+            with torch.autocast(device_type, dtype=dtype):
+                return run()
+
+        return run_autocast
+
+    def _forward(self, model, inputs, compiled):
         module = self.mac_module(model)
         if compiled:
             module = torch.compile(module)
         return lambda: module(*inputs)
-
-    @property
-    def compile_scope(self):
-        """What ``torch.compile`` compiles, for the report."""
-        return self.mac_scope
 
 
 class ClassifierTarget(BenchmarkTarget):
@@ -120,12 +152,18 @@ class DetectorTarget(BenchmarkTarget):
     preprocessing (normalisation, padding) is left out, as for every target.
     fvcore counts only the backbone and neck: the heads' work depends on
     how many proposals and detections the (random) weights produce.
+
+    bf16/fp16 run under ``torch.autocast`` with float32 weights, as
+    mmengine's test loop runs mmdet models in fp16: the box coders and
+    post-processing ops are written for that, not for a cast model.
     """
     mac_scope = 'backbone and neck only (the heads depend on the proposals)'
     macs_cover_model = False
     compile_scope = 'backbone and neck (extract_feat); heads run eagerly'
+    precision = 'autocast'
 
-    def make_inputs(self, batch, img_size, device, dtype, channels_last):
+    def make_inputs(self, batch, img_size, device, dtype=torch.float32,
+                    channels_last=False):
         from mmdet.structures import DetDataSample
 
         images, = super().make_inputs(batch, img_size, device, dtype,
@@ -145,7 +183,7 @@ class DetectorTarget(BenchmarkTarget):
     def mac_inputs(self, inputs):
         return inputs[:1]  # the images; data samples are not traceable
 
-    def runner(self, model, inputs, compiled=False):
+    def _forward(self, model, inputs, compiled):
         images, samples = inputs
         if not compiled:
             return lambda: model.predict(images, samples)
@@ -312,7 +350,7 @@ def build_targets(arch=None, config=None, cfg_options=None, checkpoint=None):
     ], kind
 
 
-def _deploy_parts(model):
+def deploy_parts(model):
     """Names of the parts of ``model`` whose ``switch_to_deploy`` to call.
 
     The model's own method if it has one (it knows its parts); otherwise
@@ -335,7 +373,7 @@ def deploy_copy(model):
         ``(None, reason)`` when neither the model nor its parts have a
         ``switch_to_deploy()`` or it fails.
     """
-    parts = _deploy_parts(model)
+    parts = deploy_parts(model)
     if not parts:
         return None, (f'{type(model).__name__} and its backbone have no '
                       'switch_to_deploy() yet')

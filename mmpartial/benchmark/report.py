@@ -44,6 +44,8 @@ def machine_info(device):
             cudnn_version=torch.backends.cudnn.version(),
             gpu_memory_gib=round(props.total_memory / 2**30, 1),
             tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+            matmul_fp32_precision=getattr(torch.backends.cuda.matmul,
+                                          'fp32_precision', None),
             tf32_cudnn=torch.backends.cudnn.allow_tf32)
     return info
 
@@ -73,9 +75,9 @@ def _row(result):
     head = [result['target'], result['form'], result.get('dtype') or DASH,
             result.get('mode') or DASH]
     if result['status'] != 'ok':
-        cells = [DASH] * 7
-        cells[2] = f'{result["status"]}: {result["reason"]}'
-        return head + cells
+        # The reason where the numbers would be, the rest dashes.
+        return head + [f'{result["status"]}: {result["reason"]}'] + \
+            [DASH] * 6
     fraction = result.get('peak_fraction')
     return head + [
         _millions(result['params'], 1e6),
@@ -120,17 +122,26 @@ def markdown_report(report):
         f'{settings["warmup"]} warm-up and {settings["repeats"]} timed runs '
         'each, shown as median [25th, 75th percentile]'
         + ('; channels_last' if settings['channels_last'] else ''))
-    for peak in report['peak']:
-        lines.append(f'- float32 matmul peak: {peak["gflops"]:.1f} GFLOP/s '
-                     f'(torch.mm {peak["size"]}x{peak["size"]}, '
-                     f'{peak["threads"]} thread(s)); GFLOP/s below = 2 x '
-                     'MACs x images/s at the throughput setting, % = of '
-                     'this peak')
+    peaks = ', '.join(
+        f'{peak["gflops"]:.1f} GFLOP/s on {peak["threads"]} thread(s) '
+        f'(torch.mm {peak["size"]}x{peak["size"]})'
+        for peak in report['peak'])
+    lines.append(f'- float32 matmul peak (best of a run before and one after '
+                 f'the models): {peaks}')
+    lines.append(
+        '- GFLOP/s = 2 x MACs x images/s at the throughput setting; % of '
+        'peak = of the float32 peak on the same threads'
+        + ('; bf16/fp16 rows use the float32 peak too, so they can pass '
+           '100%' if set(settings['dtypes']) - {'fp32'} else ''))
     lines.append(f'- MACs per image: {report["mac_counting"]}')
     for target in report['targets']:
         notes = [f'MACs count {target["mac_scope"]}']
         if settings['compile']:
             notes.append(f'torch.compile compiles {target["compile_scope"]}')
+        if set(settings['dtypes']) - {'fp32'}:
+            notes.append('bf16/fp16 under torch.autocast, float32 weights'
+                         if target['precision'] == 'autocast' else
+                         'bf16/fp16: weights and inputs cast to that dtype')
         notes += [f'{form} form MACs not counted ({info["macs_error"]})'
                   for form, info in target['forms'].items()
                   if info.get('macs_error')]

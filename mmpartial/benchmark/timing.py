@@ -85,24 +85,32 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def time_runs(fn, repeats, warmup, device):
+def time_runs(fn, repeats, warmup, device, on_run=None):
     """Run ``fn()`` ``warmup`` times untimed, then time it ``repeats`` times.
 
     Every run is timed alone, from an idle device to an idle device, so the
     samples give a spread and not just a mean.
 
+    Args:
+        on_run (callable, optional): Called as ``on_run(done, total)``
+            after every run, warm-up included (for a progress display).
+
     Returns:
         list[float]: Seconds per run.
     """
-    for _ in range(warmup):
+    total = warmup + repeats
+    report = on_run or (lambda done, total: None)
+    for i in range(warmup):
         fn()
+        report(i + 1, total)
     synchronize(device)
     samples = []
-    for _ in range(repeats):
+    for i in range(repeats):
         start = time.perf_counter()
         fn()
         synchronize(device)
         samples.append(time.perf_counter() - start)
+        report(warmup + i + 1, total)
     return samples
 
 

@@ -1,0 +1,251 @@
+"""tools/benchmark.py on tiny settings: it runs, its JSON holds positive
+numbers that agree with the model, and bad inputs fail with a clear message.
+
+No test looks at speed: timings here are whatever a shared CPU gives.
+"""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+
+TOOL = osp.join(REPO, 'tools', 'benchmark.py')
+# Seconds, not minutes: 64x64 images, 2 timed runs, a small matmul peak.
+TINY = ['--img-size', '64', '64', '--batch', '2', '--repeats', '2',
+        '--warmup', '1', '--peak-size', '256']
+T0_CLASSIFIER_PARAMS = 3558240
+
+
+# The three runs that must succeed, started together: much of each is
+# single-threaded (imports, tracing), so on a small machine they overlap
+# well. One torch thread each keeps them from fighting over the cores.
+RUNS = {
+    'arch': ['--arch', 't0', *TINY],
+    'config': [osp.join(REPO, 'configs', 'partialnet-t0_in1k.py'), *TINY,
+               '--form', 'train'],
+    # Few proposals keep the detector's heads (not looked at) cheap.
+    'detection': [
+        osp.join(REPO, 'configs', 'mask-rcnn_partialnet-t0_coco.py'),
+        '--img-size', '96', '128', '--batch', '1', '--repeats', '2',
+        '--warmup', '1', '--peak-size', '256', '--form', 'train',
+        '--cfg-options', 'model.test_cfg.rpn.nms_pre=100',
+        'model.test_cfg.rpn.max_per_img=20'
+    ],
+}
+
+
+def run_tool(*args, timeout=300):
+    return subprocess.run([sys.executable, TOOL, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope='module')
+def tool_runs(tmp_path_factory):
+    """{name: (parsed --json, stdout)} of :data:`RUNS`, run concurrently."""
+    out_dir = tmp_path_factory.mktemp('bench')
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, TOOL, *args, '--threads', '1', '--json',
+             str(out_dir / f'{name}.json')],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        for name, args in RUNS.items()
+    }
+    results = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, f'{name}: {stderr[-3000:]}'
+        with open(out_dir / f'{name}.json') as f:
+            results[name] = json.load(f), stdout
+    return results
+
+
+@pytest.fixture
+def arch_run(tool_runs):
+    return tool_runs['arch']
+
+
+@pytest.fixture
+def config_run(tool_runs):
+    return tool_runs['config']
+
+
+def rows(report, status='ok'):
+    return [row for row in report['results'] if row['status'] == status]
+
+
+def assert_positive_measurement(row):
+    assert row['latency']['batch'] == 1
+    for stats in (row['latency']['ms'], row['throughput']['images_per_s']):
+        assert 0 < stats['min'] <= stats['q1'] <= stats['median'] \
+            <= stats['q3'] <= stats['max']
+    assert row['params'] > 0
+
+
+def test_arch_report(arch_run):
+    report, stdout = arch_run
+    settings, machine = report['settings'], report['machine']
+    assert settings['arch'] == 't0' and settings['img_size'] == [64, 64]
+    assert settings['batch'] == 2 and settings['repeats'] == 2
+    assert settings['latency_threads'] == 1
+    assert machine['torch_version'] == torch.__version__
+    assert machine['device_name'] and machine['device_type'] == 'cpu'
+    assert 'fvcore' in report['mac_counting']
+    assert report['peak'][0]['gflops'] > 0
+
+    ok = rows(report)
+    train = [row for row in ok if row['form'] == 'train']
+    assert len(train) == 1 and train[0]['dtype'] == 'fp32'
+    assert train[0]['params'] == T0_CLASSIFIER_PARAMS
+    assert train[0]['throughput']['batch'] == 2
+    # Deploy runs where the backbone can switch, else says why not.
+    deploy = [row for row in report['results'] if row['form'] == 'deploy']
+    assert len(deploy) == 1
+    assert deploy[0]['status'] == 'ok' or (deploy[0]['status'] == 'n/a'
+                                           and deploy[0]['reason'])
+    for row in ok:
+        assert_positive_measurement(row)
+        assert 0 < row['macs_conv_linear_matmul'] < row['macs']
+        assert row['gflops'] > 0 and row['peak_fraction'] > 0
+
+    # The same rows as a Markdown table on stdout.
+    table = [line for line in stdout.splitlines() if line.startswith('|')]
+    assert 'latency b=1 (ms)' in table[0] and 'GFLOP/s' in table[0]
+    assert len(table) == 2 + len(report['results'])
+    assert '| classifier | train | fp32 | eager | 3.558 |' in stdout
+
+
+def test_config_matches_arch(arch_run, config_run):
+    report, _ = config_run
+    assert report['settings']['kind'] == 'classification'
+    assert [row['form'] for row in report['results']] == ['train']
+    row, = rows(report)
+    assert_positive_measurement(row)
+    arch_row = next(r for r in arch_run[0]['results'] if r['form'] == 'train')
+    assert row['params'] == T0_CLASSIFIER_PARAMS
+    assert row['macs'] == arch_row['macs'] > 0
+
+
+def test_detection_config(tool_runs):
+    report, stdout = tool_runs['detection']
+    assert report['settings']['kind'] == 'detection'
+    assert report['settings']['img_size'] == [96, 128]
+    by_target = {row['target']: row for row in rows(report)}
+    assert set(by_target) == {'backbone', 'detector'}
+    backbone, detector = by_target['backbone'], by_target['detector']
+    for row in (backbone, detector):
+        assert_positive_measurement(row)
+    assert backbone['params'] < detector['params']
+    assert backbone['macs'] > 0 and backbone['gflops'] > 0
+    # MACs of the detector stop at the neck, so no GFLOP/s is claimed.
+    assert detector['macs'] > backbone['macs']
+    assert detector['gflops'] is None
+    for target in ('backbone', 'detector'):
+        assert f'| {target} | train | fp32 | eager |' in stdout
+
+
+def assert_fails(proc, *fragments):
+    assert proc.returncode != 0
+    message = proc.stderr.strip().splitlines()[-1]
+    for fragment in fragments:
+        assert fragment in message, proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr
+
+
+def test_unknown_arch():
+    assert_fails(run_tool('--arch', 't9'), "invalid choice: 't9'")
+
+
+def test_missing_config(tmp_path):
+    assert_fails(run_tool(str(tmp_path / 'nope.py'), *TINY),
+                 'nope.py', 'does not exist')
+
+
+def test_config_without_partialnet(tmp_path):
+    config = tmp_path / 'resnet.py'
+    config.write_text(
+        "default_scope = 'mmpretrain'\n"
+        "model = dict(type='ImageClassifier', backbone=dict(type='ResNet', "
+        "depth=18), head=dict(type='LinearClsHead', num_classes=10, "
+        "in_channels=512))\n")
+    assert_fails(run_tool(str(config), *TINY), 'no PartialNet backbone',
+                 "'ResNet'")
+
+
+def test_small_image_is_rejected():
+    assert_fails(run_tool('--arch', 't0', '--img-size', '16'),
+                 'at least 32')
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='a GPU is present')
+def test_cuda_without_gpu():
+    assert_fails(run_tool('--arch', 't0', '--device', 'cuda', *TINY),
+                 '--device cuda', 'no CUDA device')
+
+
+def test_unsupported_dtype_is_named(monkeypatch):
+    from mmpartial.benchmark import timing
+
+    def no_half(device, dtype):
+        if dtype is torch.float16:
+            raise RuntimeError('"slow_conv2d_cpu" not implemented for '
+                               "'Half'")
+
+    monkeypatch.setattr(timing, '_probe_dtype', no_half)
+    cpu = torch.device('cpu')
+    timing.check_dtype(cpu, 'fp32')
+    timing.check_dtype(cpu, 'bf16')
+    with pytest.raises(timing.UnsupportedError,
+                       match=r"--dtype fp16 is not supported on cpu .*"
+                       r"not implemented for 'Half'"):
+        timing.check_dtype(cpu, 'fp16')
+
+
+def test_dtype_probe_on_this_cpu():
+    """Whatever this CPU supports passes; the rest fails clearly."""
+    from mmpartial.benchmark import timing
+    timing.check_dtype(torch.device('cpu'), 'fp32')
+    for name in ('bf16', 'fp16'):
+        try:
+            timing.check_dtype(torch.device('cpu'), name)
+        except timing.UnsupportedError as err:
+            assert f'--dtype {name}' in str(err)
+
+
+def test_deploy_na_without_switch_to_deploy():
+    from mmpartial.benchmark import deploy_copy
+    model, reason = deploy_copy(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1)))
+    assert model is None and 'no switch_to_deploy()' in reason
+
+
+def test_macs_of_t0_at_224_match_the_spec():
+    """fvcore's count is the paper's (spec table: 0.247 G, 0.243 G without
+    norms)."""
+    from mmpartial.benchmark import count_macs
+    from mmpartial.benchmark.models import build_arch_classifier, \
+        ClassifierTarget
+    target = ClassifierTarget('classifier', build_arch_classifier('t0'), '')
+    macs = count_macs(target.mac_module(target.model),
+                      (torch.randn(1, 3, 224, 224), ))
+    assert round(macs['total'] / 1e9, 3) == 0.247
+    assert round(macs['conv_linear_matmul'] / 1e9, 3) == 0.243
+    assert macs['by_operator']['conv'] > 0 and 'batch_norm' in \
+        macs['by_operator']
+
+
+def test_summaries():
+    from mmpartial.benchmark import summarize
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    from benchmark import images_per_second
+    stats = summarize([0.4, 0.1, 0.2, 0.3])
+    assert stats['median'] == pytest.approx(0.25)
+    assert (stats['min'], stats['max'], stats['n']) == (0.1, 0.4, 4)
+    rate = images_per_second(8, stats)
+    assert rate['median'] == pytest.approx(32)
+    assert rate['min'] == pytest.approx(20) and rate['max'] == \
+        pytest.approx(80)
+    assert rate['q1'] <= rate['median'] <= rate['q3']
