@@ -10,6 +10,8 @@ import os.path as osp
 import torch
 from mmengine.config import Config
 
+from .config_checks import check_partialnet_config
+
 
 def load_config(path, cfg_options=None):
     if not osp.isfile(path):
@@ -20,6 +22,7 @@ def load_config(path, cfg_options=None):
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    check_partialnet_config(cfg)
     return cfg
 
 

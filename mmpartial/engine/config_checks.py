@@ -1,0 +1,71 @@
+"""Catch inconsistent PartialNet configs before anything is built.
+
+A wrong FPN width or head width otherwise surfaces as a shape error deep
+inside a forward pass, minutes into a run; here it is an error naming the
+config key and the value it should have.
+"""
+from mmpartial.models.backbones.dpconv_cfg import parse_dpconv_cfg
+from mmpartial.models.backbones.partialnet import PartialNet
+
+
+class ConfigError(ValueError):
+    """An inconsistent config, naming the key to fix."""
+
+
+def _is_partialnet(type_name):
+    return isinstance(type_name, str) and \
+        type_name.split('.')[-1] == 'PartialNet'
+
+
+def partialnet_out_channels(backbone):
+    """Channels of the outputs a ``PartialNet`` config dict produces."""
+    try:
+        arch = PartialNet.parse_arch(backbone.get('arch', 't0'))
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f'model.backbone.arch: {err}') from None
+    channels = [arch['embed_dim'] * 2**i for i in range(4)]
+    indices = backbone.get('out_indices', -1)
+    indices = [indices] if isinstance(indices, int) else list(indices)
+    for i in indices:
+        if not -4 <= i < 4:
+            raise ConfigError(f'model.backbone.out_indices: entry {i} is out '
+                              'of range; valid indices are 0-3')
+    return channels, [channels[i % 4] for i in indices]
+
+
+def check_partialnet_config(cfg):
+    """Raise :class:`ConfigError` if the model config is inconsistent."""
+    model = cfg.get('model') or {}
+    backbone = model.get('backbone') or {}
+    if not _is_partialnet(backbone.get('type')):
+        return
+    channels, outputs = partialnet_out_channels(backbone)
+    name = backbone.get('arch', 't0')
+    dpconv = backbone.get('dpconv')
+    if dpconv is not None:
+        try:
+            parse_dpconv_cfg(dpconv)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f'model.backbone.dpconv: {err}') from None
+        n_div = backbone.get('n_div', 4)
+        if n_div < 1 or n_div & (n_div - 1):
+            raise ConfigError(
+                f'model.backbone.n_div is {n_div}, but DPConv splits '
+                'channels by halving, so n_div must be a power of two '
+                '(e.g. 4) when model.backbone.dpconv is set')
+    neck = model.get('neck')
+    if isinstance(neck, dict) and 'in_channels' in neck:
+        given = list(neck['in_channels'])
+        if given != outputs:
+            raise ConfigError(
+                f'model.neck.in_channels is {given}, but PartialNet '
+                f'arch={name!r} with out_indices '
+                f'{backbone.get("out_indices", -1)} outputs {outputs} '
+                f'channels; set model.neck.in_channels={outputs}')
+    head = model.get('head')
+    if isinstance(head, dict) and not neck and 'in_channels' in head \
+            and head['in_channels'] != outputs[-1]:
+        raise ConfigError(
+            f'model.head.in_channels is {head["in_channels"]}, but '
+            f'PartialNet arch={name!r} ends with {outputs[-1]} channels; set '
+            f'model.head.in_channels={outputs[-1]}')
