@@ -30,12 +30,14 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=32,
     num_workers=2,
-    dataset=dict(_delete_=True, type='CustomDataset', data_root=data_root,
+    dataset=dict(_delete_=True, type='mmpartial.CheckedCustomDataset',
+                 data_root=data_root,
                  data_prefix='train', pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=64,
     num_workers=2,
-    dataset=dict(_delete_=True, type='CustomDataset', data_root=data_root,
+    dataset=dict(_delete_=True, type='mmpartial.CheckedCustomDataset',
+                 data_root=data_root,
                  data_prefix='val', pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='Accuracy', topk=(1, ))
