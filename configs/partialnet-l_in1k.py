@@ -1,4 +1,4 @@
-_base_ = './_base_/partialnet_in1k.py'
+_base_ = './_base_/partialnet_in1k_bs2048.py'
 
 model = dict(
     backbone=dict(arch='l'),
@@ -9,13 +9,4 @@ model = dict(
     ]))
 
 optim_wrapper = dict(
-    optimizer=dict(lr=0.002, weight_decay=0.05),
-    clip_grad=dict(max_norm=0.01))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6 / 0.002, by_epoch=True,
-         begin=0, end=20, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True,
-         begin=20, end=300)
-]
-# 16 GPUs x 128 images = the recipe's batch of 2048.
-auto_scale_lr = dict(base_batch_size=2048)
+    optimizer=dict(weight_decay=0.05), clip_grad=dict(max_norm=0.01))
