@@ -46,8 +46,10 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                     'scale_factor')),
 ]
+# Small batches: on a CPU the number of updates, not the batch, limits how
+# far the detector gets in a few minutes.
 train_dataloader = dict(
-    batch_size=4,
+    batch_size=2,
     num_workers=2,
     dataset=dict(
         data_root=data_root,
@@ -68,16 +70,16 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 
-max_epochs = 12
+max_epochs = 20
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=1e-3, weight_decay=1e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=50),
+         end=100),
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
-         milestones=[9, 11], gamma=0.1)
+         milestones=[15, 18], gamma=0.1)
 ]
-auto_scale_lr = dict(base_batch_size=4)
+auto_scale_lr = dict(base_batch_size=2)
 default_hooks = dict(
-    logger=dict(interval=5),
-    checkpoint=dict(interval=4, max_keep_ckpts=2))
+    logger=dict(interval=10),
+    checkpoint=dict(interval=5, max_keep_ckpts=2))
