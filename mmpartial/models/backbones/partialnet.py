@@ -65,6 +65,13 @@ class PartialNet(BaseModule):
             :class:`~mmpartial.engine.DPConvHook` reads the training ones
             (the regularisers and the warm-up). ``dict()`` uses the
             defaults; None (default) is the plain network.
+        deploy (bool): Build the inference form directly, the structure
+            :meth:`switch_to_deploy` leaves behind, so that a checkpoint
+            written by ``tools/reparameterize.py`` loads strictly. With
+            ``dpconv``, each DPConv's width (its learned split) is read from
+            the checkpoint while loading: the layers start at the initial
+            split and resize to the incoming ``conv.weight``. Defaults to
+            False.
         init_cfg (dict | list[dict], optional): Initialisation config; e.g.
             ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
             to load an ImageNet classifier's backbone.
@@ -118,6 +125,7 @@ class PartialNet(BaseModule):
                  norm_eval=False,
                  with_cp=False,
                  dpconv=None,
+                 deploy=False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg or self.default_init_cfg)
         self.arch_settings = self.parse_arch(arch)
@@ -143,7 +151,7 @@ class PartialNet(BaseModule):
             raise ValueError(f'dpconv needs n_div to be a power of two (the '
                              f'DPConv starts at the split 1 / n_div), got '
                              f'n_div={n_div}')
-        self.deploy = False
+        self.deploy = deploy
 
         # One rate per block, rising linearly over the whole network.
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
@@ -152,7 +160,8 @@ class PartialNet(BaseModule):
         prev = in_channels
         for i, (channels, depth) in enumerate(zip(self.channels, depths)):
             self.downsample_layers.append(
-                ConvBN(prev, channels, 4 if i == 0 else 2, norm_cfg))
+                ConvBN(prev, channels, 4 if i == 0 else 2, norm_cfg,
+                       deploy=deploy))
             block_type = PartialAttnBlock if i == 3 else PartialBlock
             extra = dict(num_heads=num_heads, attn_drop=attn_drop_rate,
                          proj_drop=proj_drop_rate) if i == 3 else {}
@@ -163,7 +172,8 @@ class PartialNet(BaseModule):
                                drop_path=dpr[first + j], act_cfg=act_cfg,
                                norm_cfg=norm_cfg, use_pat_sp=use_pat_sp,
                                dpconv=self._make_dpconv(channels, n_div),
-                               **extra) for j in range(depth)
+                               deploy=deploy, **extra)
+                    for j in range(depth)
                 ]))
             prev = channels
         if out_norm:
@@ -171,12 +181,14 @@ class PartialNet(BaseModule):
                 self.add_module(f'norm{i}',
                                 build_norm(norm_cfg, self.channels[i]))
         self._freeze_stages()
+        if deploy:
+            self._channels_last_weights()
 
     def _make_dpconv(self, channels, n_div):
         if self.dpconv_cfg is None:
             return None
         return DPConv(channels, init_gate=self.dpconv_cfg['init_gate'],
-                      init_split=1 / n_div)
+                      init_split=1 / n_div, deploy=self.deploy)
 
     @classmethod
     def parse_arch(cls, arch):
@@ -229,6 +241,8 @@ class PartialNet(BaseModule):
 
     def forward(self, x):
         self.check_input(x)
+        if self.deploy:
+            return self.forward_deploy(x)
         outs = []
         for i, (downsample, stage) in enumerate(
                 zip(self.downsample_layers, self.stages)):
@@ -241,6 +255,29 @@ class PartialNet(BaseModule):
             if i in self.out_indices:
                 outs.append(getattr(self, f'norm{i}')(x)
                             if self.out_norm else x)
+        return tuple(outs)
+
+    def forward_deploy(self, x):
+        """The deploy forward: the same outputs as :meth:`forward`.
+
+        Activations stay in NHWC order between the layers (channels_last
+        memory for the convolutions; see
+        :mod:`~mmpartial.models.layers.deploy_ops`); the outputs are
+        returned as contiguous NCHW tensors, as in train form.
+        """
+        outs = []
+        x = x.contiguous(memory_format=torch.channels_last)
+        for i, (downsample, stage) in enumerate(
+                zip(self.downsample_layers, self.stages)):
+            # oneDNN keeps channels_last, the fallback kernel may not.
+            x = downsample(x).contiguous(memory_format=torch.channels_last)
+            t = x.permute(0, 2, 3, 1)
+            for block in stage:
+                t = block.forward_nhwc(t)
+            x = t.permute(0, 3, 1, 2)
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(x) if self.out_norm else x
+                outs.append(out.contiguous())
         return tuple(outs)
 
     def _freeze_stages(self):
@@ -270,10 +307,22 @@ class PartialNet(BaseModule):
 
         Calls ``switch_to_deploy()`` of every submodule that has one,
         children before parents (so a parent finds its children already
-        converted), then sets :attr:`deploy`. Today that turns every DPConv
-        into a plain partial convolution over its learned channels; other
-        layers take part by defining their own ``switch_to_deploy``. Eval
-        outputs are unchanged. The method is the one mmpretrain's
+        converted), then sets :attr:`deploy`. What folds where:
+
+        - stem and merging layers: the BN into the convolution;
+        - PAT_ch: the gate's BN into its ``(1, 2)`` convolution, the BN
+          after the gating into the input columns of the MLP's ``fc1``
+          (done by the block); a DPConv becomes a partial convolution over
+          its learned channels;
+        - MLP: the BN into ``fc1``; PAT_sp's linear half (BN, Conv1x1) into
+          the rows of ``fc2`` that feed it (its gated half keeps its ops);
+        - PAT_sf: the LayerNorm's affine into ``qkv``; the iRPE bias is
+          gathered once per input shape and cached;
+        - dropout and drop-path become identities; the output norms of a
+          dense-prediction backbone stay (nothing linear follows them).
+
+        The forward then runs :meth:`forward_deploy`. Eval outputs are
+        unchanged (to float rounding). The method is the one mmpretrain's
         reparameterisation tool calls; calling it twice is harmless.
         """
         if self.deploy:
@@ -286,7 +335,18 @@ class PartialNet(BaseModule):
         ]
         for module in convertible:
             module.switch_to_deploy()
+        self._channels_last_weights()
         self.deploy = True
+
+    def _channels_last_weights(self):
+        # The deploy forward runs the spatial convolutions on channels_last
+        # activations; oneDNN would convert contiguous weights on every
+        # call. 1x1 kernels are used as matrices and keep their layout.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d) and \
+                    min(module.kernel_size) > 1:
+                module.weight.data = module.weight.data.contiguous(
+                    memory_format=torch.channels_last)
 
     def train(self, mode=True):
         super().train(mode)

@@ -123,13 +123,18 @@ class DPConv(nn.Module):
             ``0.25``, or ``0.5`` for ``channels == 2`` (one gate only).
         gates_frozen (bool): Start with frozen gates (warm-up). Defaults to
             False.
+        deploy (bool): Build the deploy form (see :meth:`switch_to_deploy`)
+            at the ``init_split``. Loading a deploy checkpoint resizes the
+            partial convolution to the checkpoint's learned width (and
+            index), which is known only there. Defaults to False.
     """
 
     _arg_names = ('channels', 'kernel_size', 'init_gate', 'init_split',
-                  'gates_frozen')
+                  'gates_frozen', 'deploy')
 
     def __init__(self, channels, kernel_size=3, init_gate=1e-8,
-                 init_split=None, gates_frozen=False, **kwargs):
+                 init_split=None, gates_frozen=False, deploy=False,
+                 **kwargs):
         super().__init__()
         if kwargs:
             raise TypeError(f'DPConv got unexpected keyword argument(s) '
@@ -170,6 +175,9 @@ class DPConv(nn.Module):
         self.gate = nn.Parameter(signs * init_gate)
         self.gates_frozen = gates_frozen
         self.deploy = False
+        self.register_load_state_dict_pre_hook(_resize_deployed)
+        if deploy:
+            self.switch_to_deploy()
 
     def _parse_init_split(self, init_split):
         """Return the number of leading zero gates for ``init_split``."""
@@ -249,7 +257,7 @@ class DPConv(nn.Module):
         ordered gates with ``z <= a`` zeros). After deploy: a constant.
         """
         if self.deploy:
-            return self.conv.weight.new_tensor(self._deploy_complexity)
+            return self.split_stats[3].to(self.conv.weight.dtype)
         s = binarize_gate(self._live_gate())
         _, inner = self._kron_factors(s, torch.eye(2).to(s))
         return torch.exp2(self.exact_gates + s[:self.exact_gates].sum()) * \
@@ -283,7 +291,12 @@ class DPConv(nn.Module):
             ``zero_gates``; ``ordered`` (gates read ``0...0 1...1``).
         """
         if self.deploy:
-            return dict(self._deploy_split)
+            num_groups, zero_gates, ordered, _ = self.split_stats.tolist()
+            return dict(channels=self.channels,
+                        conv_channels=self.conv_channels,
+                        ratio=self.conv_channels / self.channels,
+                        num_groups=num_groups, zero_gates=zero_gates,
+                        ordered=bool(ordered))
         mask = self.mask()
         conv_channels = int(self.conv_mask().diagonal().sum().item())
         ones = self.gate >= 0
@@ -303,6 +316,11 @@ class DPConv(nn.Module):
         ``conv_channels`` convolved channels (the first ones, for ordered
         gates; the others are passed through) and delete the gates and the
         full weight. The output equals the eval-mode output before.
+
+        The deploy state dict holds ``conv.weight``, ``conv_index`` (only
+        for gates out of order) and ``split_stats`` (the number of groups,
+        zero gates, ordered, ``nnz(U)``: what :meth:`split` and
+        :meth:`complexity` report without the gates).
         """
         if self.deploy:
             return
@@ -317,8 +335,11 @@ class DPConv(nn.Module):
         self.conv_channels = n
         prefix = bool((index == torch.arange(n, device=index.device)).all())
         self.register_buffer('conv_index', None if prefix else index)
-        self._deploy_split = self.split()
-        self._deploy_complexity = self.complexity().item()
+        split = self.split()
+        self.register_buffer('split_stats', torch.tensor(
+            [split['num_groups'], split['zero_gates'], int(split['ordered']),
+             round(self.complexity().item())],
+            device=self.weight.device))
         del self.weight, self.gate
         self.deploy = True
 
@@ -330,3 +351,39 @@ class DPConv(nn.Module):
             return text + ', deploy=True'
         return text + (f', gates={self.num_gates}, '
                        f'gates_frozen={self.gates_frozen}')
+
+
+def _resize_deployed(layer, state_dict, prefix, *args):
+    """Give a deployed DPConv the width and index of an incoming checkpoint.
+
+    A model built with ``deploy=True`` cannot know the learned width of its
+    partial convolutions; the checkpoint's ``conv.weight`` tells it (and
+    ``conv_index`` whether the channels are a prefix). Shapes that do not
+    fit a DPConv of this many channels are left for ``load_state_dict`` to
+    report.
+    """
+    if not layer.deploy:
+        return
+    weight = state_dict.get(prefix + 'conv.weight')
+    k = layer.kernel_size
+    if weight is None or weight.dim() != 4 or weight.shape[2:] != (k, k) or \
+            weight.shape[0] != weight.shape[1] or \
+            not 0 < weight.shape[0] <= layer.channels:
+        return
+    n = weight.shape[0]
+    old = layer.conv.weight
+    if n != layer.conv_channels:
+        layer.conv = nn.Conv2d(n, n, k, padding=layer.padding,
+                               bias=False).to(old)
+        if old.dim() == 4 and not old.is_contiguous() and \
+                old.is_contiguous(memory_format=torch.channels_last):
+            # Keep the layout the deployed backbone chose for its kernels.
+            layer.conv.weight.data = layer.conv.weight.data.contiguous(
+                memory_format=torch.channels_last)
+        layer.conv_channels = n
+    index = state_dict.get(prefix + 'conv_index')
+    if index is None:
+        layer.conv_index = None
+    elif index.dim() == 1 and index.numel() == n:
+        layer.register_buffer('conv_index', torch.empty(
+            n, dtype=index.dtype, device=old.device))

@@ -2,6 +2,9 @@ import torch
 import torch.nn as nn
 
 from .builders import build_norm
+from .conv_bn import (ChannelAffine, conv_to_linear, fold_input_affine,
+                      merge_linear_rows, norm_affine)
+from .deploy_ops import functional, nchw, nhwc, pointwise
 
 
 class PATSpatial(nn.Module):
@@ -13,27 +16,100 @@ class PATSpatial(nn.Module):
     second half are linear, so at inference they fold into the MLP's last
     convolution (see ``PartialMLP``).
 
+    Deploy form, in two steps: :meth:`switch_to_deploy` folds ``pre_norm``
+    into ``conv`` (which gets a bias); ``PartialMLP.switch_to_deploy`` then
+    merges that ``conv`` into the rows of its ``fc2`` that feed the second
+    half (:meth:`merge_linear_into`), after which the second half passes
+    through unchanged. The gated half keeps its ops; its norm becomes a
+    :class:`ChannelAffine` (a per-channel scale and shift: the gating in
+    front of it is not linear, so it folds into nothing).
+
     Args:
         channels (int): Input and output channels.
         norm_cfg (dict): Config of the norm layers.
+        deploy (bool): Build the merged inference form (``gate_conv`` and
+            ``norm`` only). Defaults to False.
     """
 
-    def __init__(self, channels, norm_cfg=None):
+    def __init__(self, channels, norm_cfg=None, deploy=False):
         super().__init__()
+        self.deploy = deploy
+        self.linear_merged = deploy
         self.linear_channels = channels // 2
         self.gated_channels = channels - self.linear_channels
-        self.gate_conv = nn.Conv2d(self.gated_channels, 1, 1, bias=False)
+        # Deploy form: the 1x1 gate convolution as a Linear on NHWC tokens.
+        self.gate_conv = nn.Linear(self.gated_channels, 1, bias=False) \
+            if deploy else nn.Conv2d(self.gated_channels, 1, 1, bias=False)
         self.gate_act = nn.Hardsigmoid()
-        self.norm = build_norm(norm_cfg, self.gated_channels)
-        self.pre_norm = build_norm(norm_cfg, self.linear_channels)
-        self.conv = nn.Conv2d(self.linear_channels, self.linear_channels, 1,
-                              bias=False)
+        self.norm = ChannelAffine(self.gated_channels) if deploy else \
+            build_norm(norm_cfg, self.gated_channels)
+        if deploy:
+            self.pre_norm = nn.Identity()
+            self.conv = nn.Identity()
+        else:
+            self.pre_norm = build_norm(norm_cfg, self.linear_channels)
+            self.conv = nn.Conv2d(self.linear_channels, self.linear_channels,
+                                  1, bias=False)
 
     def forward_gated(self, x1):
         return self.norm(x1 * self.gate_act(self.gate_conv(x1)))
 
     def forward(self, x):
+        if self.deploy:
+            return nchw(self.forward_nhwc(nhwc(x)))
         x1, x2 = torch.split(x, [self.gated_channels, self.linear_channels],
                              1)
         return torch.cat((self.forward_gated(x1), self.conv(self.pre_norm(x2))),
                          dim=1)
+
+    def forward_nhwc(self, t, inplace=False):
+        """Deploy form on NHWC ``t``.
+
+        Args:
+            t (Tensor): ``(..., C)``, the MLP's ``fc2`` output.
+            inplace (bool): Update the gated half in ``t`` itself (the MLP
+                passes its fresh ``fc2`` output) instead of building a new
+                tensor. Ignored while a graph is recorded or with autograd
+                (see :func:`~.deploy_ops.functional`).
+
+        Returns:
+            Tensor: The layer's output, ``(..., C)``.
+        """
+        c1 = self.gated_channels
+        gated = t[..., :c1]
+        gate = self.gate_act(pointwise(gated, self.gate_conv))
+        scale, shift = self.norm.weight, self.norm.bias
+        if not self.linear_merged:
+            linear = pointwise(t[..., c1:], self.conv)
+            return torch.cat((gated * gate * scale + shift, linear), -1)
+        if not inplace or functional(t, gate):
+            return torch.cat((gated * gate * scale + shift, t[..., c1:]), -1)
+        gated.mul_(gate).mul_(scale).add_(shift)
+        return t
+
+    def switch_to_deploy(self):
+        """Fold ``pre_norm`` into ``conv`` (which gets a bias). The enclosing
+        MLP then merges ``conv`` into its ``fc2``. Eval-mode outputs are
+        unchanged."""
+        if self.deploy:
+            return
+        fold_input_affine(self.conv, *norm_affine(self.pre_norm))
+        self.pre_norm = nn.Identity()
+        self.norm = ChannelAffine.from_norm(self.norm)
+        self.gate_conv = conv_to_linear(self.gate_conv)
+        self.deploy = True
+
+    def merge_linear_into(self, fc2):
+        """Merge the (pre_norm-folded) ``conv`` of the second half into the
+        rows of ``fc2`` that feed it; the second half then passes through.
+
+        Args:
+            fc2 (nn.Conv2d): The MLP's last 1x1 convolution, whose output
+                this layer reads. Changed in place (it gets a bias).
+        """
+        self.switch_to_deploy()
+        if self.linear_merged:
+            return
+        merge_linear_rows(fc2, self.conv, start=self.gated_channels)
+        self.conv = nn.Identity()
+        self.linear_merged = True

@@ -1,0 +1,322 @@
+"""The deploy form: switch_to_deploy, PartialNet(deploy=True) and
+tools/reparameterize.py."""
+import copy
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.runner import load_checkpoint
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from conftest import VARIANTS
+from deploy_helpers import (CLS_CONFIG, DET_CONFIG, load_tool,
+                            randomize_norms, relative_diff,
+                            save_train_checkpoint)
+from mmpartial.models import PartialNet
+from mmpartial.models.heads import PartialNetClsHead
+from mmpartial.models.layers import (DPConv, DropPath, PartialMLP,
+                                     PATChannel, PATSpatial)
+from mmpartial.models.layers.pat_self_attn import RelPosSelfAttention
+from mmpartial.models.utils import named_dpconvs
+from mmpartial.utils.deploy import (DeployError, build_model,
+                                    load_model_config, reparameterize)
+
+TOL = 1e-4
+
+
+def classifier(arch, **kwargs):
+    """A PartialNet classifier (backbone + head), randomised, eval mode."""
+    backbone = PartialNet(arch, **kwargs)
+    act = PartialNet.arch_zoo[arch]['act_cfg']
+    head = PartialNetClsHead(10, backbone.channels[-1], act_cfg=act)
+    model = nn.ModuleDict(dict(backbone=backbone, head=head))
+    backbone.init_weights()
+    head.init_weights()
+    return randomize_norms(model).eval()
+
+
+def logits(model, x):
+    with torch.no_grad():
+        return model['head'](model['backbone'](x))
+
+
+def assert_deploy_structure(backbone):
+    """Only the output norms are left as norms, nothing random is left."""
+    out_norms = {getattr(backbone, f'norm{i}') for i in backbone.out_indices
+                 } if backbone.out_norm else set()
+    for name, module in backbone.named_modules():
+        if isinstance(module, _BatchNorm):
+            assert module in out_norms, name
+        assert not isinstance(module, (nn.Dropout, DropPath)), name
+        if isinstance(module, nn.LayerNorm):
+            assert not module.elementwise_affine, name
+        if isinstance(module, PATSpatial):
+            assert module.linear_merged and isinstance(module.conv,
+                                                       nn.Identity)
+        if hasattr(module, 'deploy'):
+            assert module.deploy, name
+
+
+@pytest.mark.parametrize('arch', VARIANTS)
+def test_classifier_deploy_equivalence(arch):
+    torch.manual_seed(0)
+    model = classifier(arch)
+    x = torch.randn(2, 3, 64, 64)
+    ref = logits(model, x)
+    keys = set(model.state_dict())
+    model['backbone'].switch_to_deploy()
+    out = logits(model, x)
+    assert relative_diff(out, ref) < TOL
+    assert_deploy_structure(model['backbone'])
+    # The deploy form has fewer tensors; a fresh deploy model has the same.
+    deployed = set(model.state_dict())
+    assert len(deployed) < len(keys)
+    fresh = PartialNet(arch, deploy=True)
+    assert set(fresh.state_dict()) == {
+        k[len('backbone.'):] for k in deployed if k.startswith('backbone.')}
+
+
+@pytest.mark.parametrize('arch', ['t0', 't2'])
+def test_detector_backbone_deploy_equivalence(arch):
+    torch.manual_seed(1)
+    backbone = PartialNet(arch, out_indices=(0, 1, 2, 3), out_norm=True)
+    backbone.init_weights()
+    randomize_norms(backbone).eval()
+    x = torch.randn(2, 3, 96, 128)
+    with torch.no_grad():
+        ref = backbone(x)
+        backbone.switch_to_deploy()
+        out = backbone(x)
+    assert [o.shape for o in out] == [r.shape for r in ref]
+    assert all(o.is_contiguous() for o in out)
+    assert relative_diff(out, ref) < TOL
+    assert_deploy_structure(backbone)
+
+
+def test_switch_twice_and_deploy_model_loads_strictly():
+    torch.manual_seed(2)
+    backbone = randomize_norms(PartialNet('t1', out_indices=(0, 1, 2, 3),
+                                          out_norm=True)).eval()
+    backbone.switch_to_deploy()
+    state = copy.deepcopy(backbone.state_dict())
+    backbone.switch_to_deploy()  # a second call changes nothing
+    assert all(torch.equal(state[k], v)
+               for k, v in backbone.state_dict().items())
+    fresh = PartialNet('t1', out_indices=(0, 1, 2, 3), out_norm=True,
+                       deploy=True).eval()
+    fresh.load_state_dict(state, strict=True)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        for a, b in zip(fresh(x), backbone(x)):
+            assert torch.equal(a, b)
+
+
+def test_deploy_in_train_mode_and_with_grad():
+    # The deploy forward is for inference, but it must not depend on the
+    # mode: nothing random is left, norms are folded.
+    torch.manual_seed(3)
+    backbone = randomize_norms(PartialNet('t0')).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = backbone(x)
+    backbone.switch_to_deploy()
+    backbone.train()
+    assert relative_diff(backbone(x), ref) < TOL
+
+
+def test_layers_deployed_on_their_own():
+    """A layer deployed alone keeps what it cannot fold by itself."""
+    torch.manual_seed(4)
+    x = torch.randn(2, 32, 9, 7)
+    for layer in (PATChannel(32), PATSpatial(32),
+                  PartialMLP(32, use_pat_sp=True)):
+        randomize_norms(layer).eval()
+        with torch.no_grad():
+            ref = layer(x)
+            layer.switch_to_deploy()
+            out = layer(x)
+        assert relative_diff(out, ref) < TOL, type(layer).__name__
+    # PAT_ch's norm after the gate is left to the block; PAT_sp alone keeps
+    # its (norm-folded) linear convolution.
+    pat_ch = PATChannel(32).eval()
+    pat_ch.switch_to_deploy()
+    assert isinstance(pat_ch.norm, _BatchNorm)
+    pat_sp = PATSpatial(32).eval()
+    pat_sp.switch_to_deploy()
+    assert isinstance(pat_sp.conv, nn.Conv2d) and pat_sp.conv.bias is not None
+
+
+def test_irpe_bias_cached_per_shape_and_refreshed_on_load():
+    torch.manual_seed(5)
+    attn = RelPosSelfAttention(24, num_heads=4, attn_drop=0., proj_drop=0.)
+    randomize_norms(attn).eval()
+    tokens = torch.randn(2, 12, 24)
+    with torch.no_grad():
+        ref = attn(tokens, 3, 4)
+        attn.switch_to_deploy()
+        assert relative_diff(attn(tokens, 3, 4), ref) < TOL
+        attn(torch.randn(1, 6, 24), 2, 3)
+        assert len(attn.rel_pos._bias_cache) == 2
+        bias = attn.rel_pos(3, 4)
+        assert bias.shape == (4, 12, 12)
+        assert attn.rel_pos(3, 4) is bias  # gathered once
+        # A new table (e.g. loading a checkpoint) is picked up.
+        state = attn.state_dict()
+        state['rel_pos.bias_table'] = state['rel_pos.bias_table'] + 1
+        attn.load_state_dict(state)
+        assert torch.allclose(attn.rel_pos(3, 4), bias + 1)
+
+
+def set_gates(layer, zeros=None, values=None):
+    """Set a DPConv's gates: ``zeros`` leading zero gates, or ``values``."""
+    if values is None:
+        values = [-.5] * zeros + [.5] * (layer.num_gates - zeros)
+    with torch.no_grad():
+        layer.gate.copy_(torch.tensor(values[:layer.num_gates]))
+
+
+def test_dpconv_backbone_with_learned_gates():
+    torch.manual_seed(6)
+    backbone = PartialNet('t0', out_indices=(0, 1, 2, 3), out_norm=True,
+                          dpconv=dict())
+    backbone.init_weights()
+    layers = [layer for _, layer in named_dpconvs(backbone)]
+    for i, layer in enumerate(layers):
+        if i == 3:  # out of order: a strided set of channels, by index
+            set_gates(layer, values=[.5, -.5] * layer.num_gates)
+        else:
+            set_gates(layer, zeros=i % (layer.num_gates + 1))
+        with torch.no_grad():
+            layer.weight.normal_(0, .1)
+    splits = [layer.split() for layer in layers]
+    widths = {s['conv_channels'] / s['channels'] for s in splits}
+    assert len(widths) > 3 and not splits[3]['ordered']
+    randomize_norms(backbone).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = backbone(x)
+        backbone.switch_to_deploy()
+        out = backbone(x)
+    assert relative_diff(out, ref) < TOL
+    assert [layer.split() for layer in layers] == splits
+
+    # A fresh deploy model learns the widths (and index) from the weights.
+    fresh = PartialNet('t0', out_indices=(0, 1, 2, 3), out_norm=True,
+                       dpconv=dict(), deploy=True).eval()
+    fresh.load_state_dict(backbone.state_dict(), strict=True)
+    with torch.no_grad():
+        assert relative_diff(fresh(x), ref) < TOL
+    fresh_layers = [layer for _, layer in named_dpconvs(fresh)]
+    assert [layer.split() for layer in fresh_layers] == splits
+    assert [layer.complexity().item() for layer in fresh_layers] == \
+        [layer.complexity().item() for layer in layers]
+    assert isinstance(fresh_layers[0], DPConv) and fresh_layers[0].deploy
+
+
+def test_deploy_runs_in_bfloat16():
+    torch.manual_seed(7)
+    backbone = randomize_norms(PartialNet('t0')).eval()
+    backbone.switch_to_deploy()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = backbone(x)[0]
+        out = backbone.to(torch.bfloat16)(x.bfloat16())[0]
+    assert out.dtype == torch.bfloat16
+    assert relative_diff(out.float(), ref) < .1
+
+
+# ------------------------------------------------------- reparameterize
+
+@pytest.fixture(scope='module')
+def cls_checkpoint(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp('cls') / 'train.pth')
+    model = save_train_checkpoint(CLS_CONFIG, path)
+    return path, model
+
+
+def test_reparameterize_classifier(cls_checkpoint, tmp_path, capsys):
+    path, model = cls_checkpoint
+    out = str(tmp_path / 'deploy.pth')
+    tool = load_tool('reparameterize')
+    import sys
+    argv, sys.argv = sys.argv, ['reparameterize.py', CLS_CONFIG, path, out]
+    try:
+        tool.main()
+    finally:
+        sys.argv = argv
+    printed = capsys.readouterr().out
+    # T0: 4 stem/merging BNs, 5 norms per PAT_ch block and 3 per PAT_sf
+    # block minus the PAT_sp norms after the gate, plus 13 PAT_sp convs.
+    assert 'folded 67 layers' in printed and '13 PAT_sp' in printed
+    saved = torch.load(out, weights_only=True)
+    assert saved['meta']['deploy'] is True
+    assert saved['meta']['folded_layers'] == 67
+    assert saved['meta']['dataset_meta']['classes'] == ['a', 'b', 'c', 'd']
+
+    # Loads strictly into the config with model.backbone.deploy=True, as
+    # tools/test.py --cfg-options model.backbone.deploy=True does.
+    cfg = load_model_config(CLS_CONFIG, {'model.backbone.deploy': True})
+    deployed = build_model(cfg)
+    load_checkpoint(deployed, out, map_location='cpu', strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x, mode='tensor')
+        assert relative_diff(deployed(x, mode='tensor'), ref) < TOL
+        # The original was not changed by the tool.
+        assert not model.backbone.deploy
+
+
+def test_reparameterize_detector(tmp_path):
+    path = str(tmp_path / 'train.pth')
+    model = save_train_checkpoint(DET_CONFIG, path)
+    out = str(tmp_path / 'deploy.pth')
+    meta = reparameterize(DET_CONFIG, path, out)
+    assert meta['folded_layers'] == 67 and meta['deploy']
+    cfg = load_model_config(DET_CONFIG, {'model.backbone.deploy': True})
+    deployed = build_model(cfg)
+    load_checkpoint(deployed, out, map_location='cpu', strict=True)
+    assert deployed.backbone.deploy
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        assert relative_diff(deployed.extract_feat(x),
+                             model.extract_feat(x)) < TOL
+
+
+def test_reparameterize_refuses_deployed_checkpoint(cls_checkpoint,
+                                                    tmp_path):
+    path, _ = cls_checkpoint
+    out = str(tmp_path / 'deploy.pth')
+    reparameterize(CLS_CONFIG, path, out)
+    with pytest.raises(DeployError, match='already in deploy form'):
+        reparameterize(CLS_CONFIG, out, str(tmp_path / 'again.pth'))
+    # Even with its meta stripped, the folded layers give it away.
+    state = torch.load(out, weights_only=True)['state_dict']
+    bare = str(tmp_path / 'bare.pth')
+    torch.save(state, bare)
+    with pytest.raises(DeployError, match='already in deploy form'):
+        reparameterize(CLS_CONFIG, bare, str(tmp_path / 'again.pth'))
+    # An existing output is not overwritten unless asked.
+    with pytest.raises(DeployError, match='--overwrite'):
+        reparameterize(CLS_CONFIG, path, out)
+    reparameterize(CLS_CONFIG, path, out, overwrite=True)
+    assert not osp.exists(out + '.tmp')
+
+
+def test_reparameterize_refuses_other_backbones(cls_checkpoint, tmp_path):
+    path, _ = cls_checkpoint
+    config = tmp_path / 'resnet.py'
+    config.write_text(
+        "_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'\n")
+    with pytest.raises(DeployError, match='ResNet backbone'):
+        reparameterize(str(config), path, str(tmp_path / 'out.pth'))
+    assert not osp.exists(tmp_path / 'out.pth')
+
+
+def test_reparameterize_refuses_mismatched_checkpoint(tmp_path):
+    path = str(tmp_path / 't1.pth')
+    torch.save(dict(state_dict={
+        f'backbone.{k}': v for k, v in PartialNet('t1').state_dict().items()
+    }), path)
+    with pytest.raises(DeployError, match='does not fit'):
+        reparameterize(CLS_CONFIG, path, str(tmp_path / 'out.pth'))
