@@ -518,11 +518,6 @@ def test_dpconv_report(trained, tmp_path, capsys):
     assert matplotlib.image.imread(str(png)).ndim == 3
 
 
-@pytest.mark.xfail(
-    raises=ValueError, strict=False,
-    reason='mmengine Runner checkpoints pickle HistoryBuffer statistics '
-    'methods through getattr, which torch.load(weights_only=True) refuses '
-    'and mmpartial.utils.safe_loading does not allow (yet)')
 def test_dpconv_report_of_a_runner_checkpoint(trained, tmp_path):
     tool = load_tool('dpconv_report')
     summary = tool.report(trained['config'], trained['runner_checkpoint'],
