@@ -232,3 +232,26 @@ def test_amp_training_stays_finite(tmp_path):
     assert all(map(lambda v: v == v and abs(v) < 1e4, losses))  # no NaN/inf
     assert all(torch.isfinite(p).all() for p in runner.model.parameters())
     assert sum(losses[-20:]) < sum(losses[:20])  # and it still learns
+
+
+def test_checkpoint_of_another_variant_is_refused(tmp_path):
+    from mmpartial.models import PartialNet
+    from mmpartial.utils.checkpoint_files import CheckpointError
+    other = tmp_path / 'partialnet-t2.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in
+                               PartialNet('t2').state_dict().items()}},
+               other)
+    # Hand-off through init_cfg into a T0 detector backbone.
+    backbone = PartialNet('t0', out_indices=(0, 1, 2, 3), out_norm=True,
+                          init_cfg=dict(type='Pretrained',
+                                        checkpoint=str(other),
+                                        prefix='backbone.'))
+    with pytest.raises(CheckpointError, match='partialnet-t2.pth.*another'):
+        backbone.init_weights()
+    # tools/test.py with a T0 config.
+    done = subprocess.run(
+        [sys.executable, 'tools/test.py',
+         'configs/mask-rcnn_partialnet-t0_toy.py', str(other)],
+        cwd=REPO, capture_output=True, text=True)
+    assert done.returncode != 0 and 'partialnet-t2.pth' in done.stderr
+    assert 'another PartialNet variant' in done.stderr

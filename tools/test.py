@@ -18,7 +18,8 @@ from mmpartial.engine.runner_setup import (add_dump_metric,
                                            set_work_dir,
                                            setup_cpu_distributed)
 from mmpartial.utils.checkpoint_files import (CheckpointError,
-                                              check_checkpoint_file)
+                                              check_checkpoint_file,
+                                              check_checkpoint_fits)
 
 
 def parse_args():
@@ -50,6 +51,7 @@ def main():
         enable_visualization(cfg, args.show_dir)
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    check_checkpoint_fits(args.checkpoint, runner.model)
     if args.out:
         add_dump_metric(runner, args.out)
     runner.test()

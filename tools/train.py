@@ -19,6 +19,7 @@ from mmpartial.engine.runner_setup import (load_config, set_work_dir,
 from mmpartial.engine.amp import enable_amp
 from mmpartial.utils.checkpoint_files import (CheckpointError,
                                               check_checkpoint_file,
+                                              check_checkpoint_fits,
                                               find_latest_complete_checkpoint)
 
 
@@ -76,6 +77,8 @@ def main():
     resolve_resume(cfg, args.resume)
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    if cfg.get('load_from'):
+        check_checkpoint_fits(cfg.load_from, runner.model)
     runner.train()
 
 

@@ -51,3 +51,41 @@ def find_latest_complete_checkpoint(work_dir):
             continue
         return path
     return None
+
+
+def check_checkpoint_fits(state_dict_or_path, model, prefix=''):
+    """Raise :class:`CheckpointError` if tensors of a checkpoint that the
+    model also has differ in shape from the model's.
+
+    mmengine only warns about such tensors and skips them, so a checkpoint
+    of another PartialNet variant would silently leave the model untrained.
+
+    Args:
+        state_dict_or_path (str | dict): A checkpoint file or a state dict.
+        model (nn.Module): The model it is loaded into.
+        prefix (str): Only keys starting with this are compared, with the
+            prefix removed (``'backbone.'`` for ``init_cfg`` loading).
+    """
+    path = None
+    state = state_dict_or_path
+    if isinstance(state, str):
+        path = state
+        check_checkpoint_file(path)
+        import torch
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    state = state.get('state_dict', state)
+    own = model.state_dict()
+    bad = []
+    for key, value in state.items():
+        if not key.startswith(prefix):
+            continue
+        name = key[len(prefix):]
+        if name in own and tuple(value.shape) != tuple(own[name].shape):
+            bad.append(f'{name}: checkpoint {tuple(value.shape)}, model '
+                       f'{tuple(own[name].shape)}')
+    if bad:
+        where = f'checkpoint {path!r}' if path else 'the checkpoint'
+        raise CheckpointError(
+            f'{where} does not fit the model of the config: {len(bad)} '
+            f'tensors differ in shape (e.g. {"; ".join(bad[:2])}). Is it a '
+            'checkpoint of another PartialNet variant?')

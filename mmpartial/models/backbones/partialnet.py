@@ -1,4 +1,5 @@
 import logging
+import os.path as osp
 
 import torch
 import torch.nn as nn
@@ -300,6 +301,13 @@ class PartialNet(BaseModule):
                       'backbone starts from random weights', logger='current',
                       level=logging.WARNING)
             self.init_cfg = self.default_init_cfg
+        elif isinstance(cfg, dict) and cfg.get('type') == 'Pretrained' \
+                and osp.isfile(str(cfg.get('checkpoint'))):
+            # mmengine only warns about tensors of the wrong shape; a
+            # checkpoint of another variant must not pass unnoticed.
+            from mmpartial.utils.checkpoint_files import check_checkpoint_fits
+            check_checkpoint_fits(cfg['checkpoint'], self,
+                                  prefix=cfg.get('prefix') or '')
         super().init_weights()
 
     def switch_to_deploy(self):
