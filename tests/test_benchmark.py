@@ -8,6 +8,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -112,8 +113,27 @@ def test_arch_report(arch_run):
         assert 0 < row['macs_conv_linear_matmul'] < row['macs']
         assert row['gflops'] > 0 and row['peak_fraction'] > 0
 
-    # The same rows as a Markdown table on stdout.
-    table = [line for line in stdout.splitlines() if line.startswith('|')]
+    # Deploy against train, timed side by side: every round has one pass
+    # of each, and the speed-up pairs them round by round.
+    if deploy[0]['status'] == 'ok':
+        speedup, = report['speedups']
+        assert (speedup['form'], speedup['mode'], speedup['baseline']) == \
+            ('deploy', 'eager', 'train eager')
+        for key in ('latency', 'throughput'):
+            base_ms = np.array(train[0][key]['samples_ms'])
+            deploy_ms = np.array(deploy[0][key]['samples_ms'])
+            assert len(base_ms) == len(deploy_ms) == 2
+            assert speedup[key] == pytest.approx(
+                np.median(base_ms / deploy_ms))
+        assert 'Speed-up over the train form in eager mode' in stdout
+        assert f'| classifier | fp32 | deploy | eager | ' \
+            f'{speedup["latency"]:.2f}x |' in stdout
+
+    # The same rows as a Markdown table on stdout (the first table).
+    lines = stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith('|'))
+    table = [line for line in lines[first:first + 2 + len(report['results'])]
+             if line.startswith('|')]
     assert 'latency b=1 (ms)' in table[0] and 'GFLOP/s' in table[0]
     assert len(table) == 2 + len(report['results'])
     assert '| classifier | train | fp32 | eager | 3.558 |' in stdout
@@ -249,3 +269,26 @@ def test_summaries():
     assert rate['min'] == pytest.approx(20) and rate['max'] == \
         pytest.approx(80)
     assert rate['q1'] <= rate['median'] <= rate['q3']
+
+
+def test_side_by_side_rounds_take_turns():
+    """One pass of each callable per round, the order rotating, every pass
+    timed on its own."""
+    from mmpartial.benchmark import time_side_by_side
+    calls = []
+    runs = {key: (lambda key=key: calls.append(key)) for key in 'abc'}
+    samples = time_side_by_side(runs, repeats=3, warmup=1,
+                                device=torch.device('cpu'))
+    assert calls == list('abc') + list('abc') + list('bca') + list('cab')
+    assert set(samples) == set('abc')
+    assert all(len(times) == 3 and min(times) >= 0
+               for times in samples.values())
+
+
+def test_paired_speedup_pairs_rounds():
+    """Ratios are taken round by round, then the median: a drift that slows
+    both settings in one round cancels, unlike a ratio of medians."""
+    from mmpartial.benchmark import paired_speedup
+    base, other = [2., 4., 40.], [1., 4., 10.]
+    assert paired_speedup(base, other) == pytest.approx(2.)
+    assert np.median(base) / np.median(other) == pytest.approx(1.)

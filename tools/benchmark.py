@@ -21,9 +21,13 @@ Examples::
 Every model is timed in eval mode under ``torch.no_grad`` on random
 normalised images (data loading and preprocessing are not timed), in train
 form (as built) and deploy form (after ``switch_to_deploy()``), for every
-``--dtype`` and, with ``--compile``, eagerly and compiled. Each measurement
-runs ``--warmup`` untimed and ``--repeats`` timed passes and reports the
-median and the interquartile range. The Markdown table goes to stdout,
+``--dtype`` and, with ``--compile``, eagerly and compiled. Per dtype and
+batch size, the forms and modes are timed side by side: ``--warmup`` untimed
+and ``--repeats`` timed rounds, each round one pass of every setting in turn,
+so that a machine whose speed drifts (a neighbour's load) slows all of them
+alike. Each setting gets its median and interquartile range; each gets its
+speed-up over the train form in eager mode, the median of the per-round
+ratios. The Markdown table goes to stdout,
 progress to stderr, everything (with the machine's description) to
 ``--json``. The float32 ``torch.mm`` peak of the machine at the chosen
 thread counts is measured first; each model's achieved GFLOP/s
@@ -89,9 +93,10 @@ def parse_args(argv=None):
     parser.add_argument('--batch-threads', type=int, default=None,
                         help='torch threads for the throughput measurement')
     parser.add_argument('--repeats', type=int, default=20,
-                        help='timed runs per measurement')
+                        help='timed rounds (one pass of every form and '
+                        'mode each)')
     parser.add_argument('--warmup', type=int, default=5,
-                        help='untimed runs before timing')
+                        help='untimed rounds before timing')
     parser.add_argument('--channels-last', action='store_true',
                         help='model and inputs in channels_last memory format')
     parser.add_argument('--compile', action='store_true',
@@ -181,63 +186,96 @@ def in_ms(seconds):
     return {k: v * 1e3 if k != 'n' else v for k, v in seconds.items()}
 
 
-def timed(target, model, inputs, dtype, compiled, args, device, tick):
-    """Seconds per pass of one setting (compiling first if asked).
+def phases_of(args):
+    """``(name, batch, threads)`` of the timed phases: latency at batch 1,
+    then throughput at ``--batch`` unless that is the same setting."""
+    phases = [('latency', 1, args.threads)]
+    if args.batch != 1 or args.batch_threads != args.threads:
+        phases.append(('throughput', args.batch, args.batch_threads))
+    return phases
+
+
+def mode_name(compiled):
+    return 'compiled' if compiled else 'eager'
+
+
+def time_phase(target, models, settings, batch, threads, dtype, args,
+               device, img_size, tick):
+    """Seconds per pass of every setting at one batch size, side by side.
+
+    Every setting first runs once on its own (compiling where asked); one
+    whose first pass fails gets an error and the others go on.
+
+    Args:
+        models (dict): ``{form: model}``, prepared for the device and dtype.
+        settings (list[tuple]): ``(form, compiled)`` pairs to time.
 
     Returns:
-        tuple[dict, float | None]: Summary of the timed passes and the
-        seconds the first (compiling) pass took.
+        dict: ``{(form, compiled): {'first_s', 'samples'} or {'error'}}``.
     """
     import torch
-    from mmpartial.benchmark import summarize, time_runs
+    from mmpartial.benchmark import time_side_by_side
     from mmpartial.benchmark.timing import synchronize
 
-    compile_s = None
-    if compiled:
-        # Fresh compilation per setting: Inductor bakes the thread count
-        # into CPU kernels, and the shapes differ between settings.
-        torch._dynamo.reset()
-    run = target.runner(model, inputs, dtype, compiled=compiled)
-    if compiled:
-        start = time.perf_counter()
-        run()
-        synchronize(device)
-        compile_s = time.perf_counter() - start
-    return summarize(time_runs(run, args.repeats, args.warmup, device,
-                               on_run=tick)), compile_s
-
-
-def measure(target, model, img_size, compiled, args, device, dtype,
-            progress):
-    """Latency at batch 1 and throughput at ``--batch`` of one setting."""
-    import torch
-
-    def ticker(phase):
-        return lambda done, total: progress.tick(phase, done, total)
-
-    torch.set_num_threads(args.threads)
-    inputs = target.make_inputs(1, img_size, device, dtype,
+    torch.set_num_threads(threads)
+    inputs = target.make_inputs(batch, img_size, device, dtype,
                                 args.channels_last)
-    latency, compile_latency = timed(target, model, inputs, dtype, compiled,
-                                     args, device, ticker('latency, batch 1'))
-    if args.batch == 1 and args.batch_threads == args.threads:
-        batch_time, compile_batch = latency, None  # the same measurement
-    else:
-        torch.set_num_threads(args.batch_threads)
-        inputs = target.make_inputs(args.batch, img_size, device, dtype,
-                                    args.channels_last)
-        batch_time, compile_batch = timed(
-            target, model, inputs, dtype, compiled, args, device,
-            ticker(f'throughput, batch {args.batch}'))
+    if any(compiled for _, compiled in settings):
+        # Fresh compilation per phase: Inductor bakes the thread count into
+        # CPU kernels, and the batch differs between phases.
+        torch._dynamo.reset()
+    out, runs = {}, {}
+    for key in settings:
+        form, compiled = key
+        try:
+            run = target.runner(models[form], inputs, dtype,
+                                compiled=compiled)
+            start = time.perf_counter()
+            run()  # compiles, allocates, picks kernels
+            synchronize(device)
+        except Exception as err:
+            traceback.print_exc(file=sys.stderr)
+            out[key] = dict(error=failure_reason(err))
+            continue
+        out[key] = dict(first_s=time.perf_counter() - start)
+        runs[key] = run
+    if not runs:
+        return out
+    try:
+        samples = time_side_by_side(runs, args.repeats, args.warmup, device,
+                                    on_run=tick)
+    except Exception as err:
+        traceback.print_exc(file=sys.stderr)
+        return dict(out, **{key: dict(error=failure_reason(err))
+                            for key in runs})
+    for key, seconds in samples.items():
+        out[key]['samples'] = seconds
+    return out
+
+
+def measurement(key, timings, args):
+    """The latency and throughput of one setting from its phases' timings,
+    or the error of the first phase that failed."""
+    from mmpartial.benchmark import summarize
+
+    latency = timings['latency'][key]
+    batch = timings.get('throughput', timings['latency'])[key]
+    for phase in (latency, batch):
+        if 'error' in phase:
+            return None, phase['error']
+    lat, bat = summarize(latency['samples']), summarize(batch['samples'])
     return dict(
-        latency=dict(batch=1, threads=args.threads, ms=in_ms(latency),
-                     images_per_s=images_per_second(1, latency)),
+        latency=dict(batch=1, threads=args.threads, ms=in_ms(lat),
+                     images_per_s=images_per_second(1, lat),
+                     samples_ms=[s * 1e3 for s in latency['samples']]),
         throughput=dict(batch=args.batch, threads=args.batch_threads,
-                        batch_ms=in_ms(batch_time),
-                        images_per_s=images_per_second(args.batch,
-                                                       batch_time)),
-        compile_s=dict(latency=compile_latency, throughput=compile_batch)
-        if compiled else None)
+                        batch_ms=in_ms(bat),
+                        images_per_s=images_per_second(args.batch, bat),
+                        samples_ms=[s * 1e3 for s in batch['samples']]),
+        compile_s=dict(latency=latency['first_s'],
+                       throughput=timings['throughput'][key]['first_s']
+                       if 'throughput' in timings else None)
+        if key[1] else None), None
 
 
 def describe_form(target, model, img_size):
@@ -304,22 +342,14 @@ def failure_reason(err):
     return f'{text} (in {path}:{frames[-1].lineno})'
 
 
-def run_setting(target, form, form_info, model, dtype_name, compiled, args,
-                device, img_size, progress):
-    """One result row: measure, and turn any failure into an error row."""
-    import torch
-    from mmpartial.benchmark import DTYPES
-
-    mode = 'compiled' if compiled else 'eager'
-    row = dict(target=target.name, form=form, dtype=dtype_name, mode=mode,
-               precision=target.precision)
-    try:
-        with torch.no_grad():
-            result = measure(target, model, img_size, compiled, args, device,
-                             DTYPES[dtype_name], progress)
-    except Exception as err:
-        traceback.print_exc(file=sys.stderr)
-        return dict(row, status='error', reason=failure_reason(err))
+def result_row(target, form, form_info, dtype_name, compiled, timings,
+               args):
+    """One result row of a setting, or its error row."""
+    row = dict(target=target.name, form=form, dtype=dtype_name,
+               mode=mode_name(compiled), precision=target.precision)
+    result, error = measurement((form, compiled), timings, args)
+    if error is not None:
+        return dict(row, status='error', reason=error)
     macs = form_info['macs']
     gflops, latency_gflops = achieved(result, form_info, target)
     return dict(
@@ -332,17 +362,21 @@ def run_setting(target, form, form_info, model, dtype_name, compiled, args,
 def benchmark_target(target, args, device, img_size, progress):
     """Every form, dtype and mode of one target.
 
+    Per dtype, all forms and modes are timed side by side (one pass of each
+    in turn), so that their ratios do not depend on when each ran.
+
     Returns:
         tuple[dict, list[dict]]: The target's description (params and MACs
         per form) and its result rows.
     """
+    import torch
     from mmpartial.benchmark import DTYPES, deploy_copy
 
     info = dict(name=target.name, description=target.description,
                 mac_scope=target.mac_scope,
                 compile_scope=target.compile_scope,
                 precision=target.precision, forms={})
-    rows = []
+    rows, models = [], {}
     for form in args.form:
         model, reason = (target.model, None) if form == 'train' \
             else deploy_copy(target.model)
@@ -351,29 +385,74 @@ def benchmark_target(target, args, device, img_size, progress):
             rows.append(not_run(target, form, 'n/a', reason))
             progress.note(f'{target.name} {form}: n/a ({reason})')
             continue
-        form_info = info['forms'][form] = describe_form(target, model,
-                                                        img_size)
-        for dtype_name in args.dtype:
-            typed = target.prepare(model, device, DTYPES[dtype_name],
-                                   args.channels_last)
-            for compiled in ([False, True] if args.compile else [False]):
-                progress.start(f'{target.name} {form} {dtype_name} '
-                               f'{"compiled" if compiled else "eager"}')
-                row = run_setting(target, form, form_info, typed, dtype_name,
-                                  compiled, args, device, img_size, progress)
-                rows.append(row)
-                progress.finish(summary_text(row))
-            del typed
-            release_memory(device)
+        info['forms'][form] = describe_form(target, model, img_size)
+        models[form] = model
+    modes = [False, True] if args.compile else [False]
+    settings = [(form, compiled) for form in models for compiled in modes]
+    labels = ', '.join(f'{form} {mode_name(compiled)}'
+                       for form, compiled in settings)
+    for dtype_name in args.dtype:
+        dtype = DTYPES[dtype_name]
+        typed = {form: target.prepare(model, device, dtype,
+                                      args.channels_last)
+                 for form, model in models.items()}
+        timings = {}
+        for phase, batch, threads in phases_of(args):
+            progress.start(f'{target.name} {dtype_name}, {phase} at batch '
+                           f'{batch} on {threads} thread(s): {labels}')
+            with torch.no_grad():
+                timings[phase] = time_phase(
+                    target, typed, settings, batch, threads, dtype, args,
+                    device, img_size,
+                    lambda done, total, phase=phase: progress.tick(
+                        phase, done, total))
+            progress.finish(phase_text(timings[phase], batch))
+        for form, compiled in settings:
+            rows.append(result_row(target, form, info['forms'][form],
+                                   dtype_name, compiled, timings, args))
+        del typed
+        release_memory(device)
     return info, rows
 
 
-def summary_text(row):
-    if row['status'] != 'ok':
-        return f'{row["status"]}: {row["reason"]}'
-    return (f'latency {row["latency"]["ms"]["median"]:.2f} ms, '
-            f'{row["throughput"]["images_per_s"]["median"]:.1f} img/s at '
-            f'batch {row["throughput"]["batch"]}')
+def phase_text(timing, batch):
+    """One progress line: each setting's median, or its failure."""
+    import numpy as np
+    parts = []
+    for (form, compiled), result in timing.items():
+        label = f'{form} {mode_name(compiled)}'
+        if 'error' in result:
+            parts.append(f'{label} failed: {result["error"]}')
+            continue
+        seconds = float(np.median(result['samples']))
+        parts.append(f'{label} {seconds * 1e3:.2f} ms' if batch == 1 else
+                     f'{label} {batch / seconds:.1f} img/s')
+    return '; '.join(parts)
+
+
+def speedups(results):
+    """Every setting's speed-up over the train form in eager mode.
+
+    Per target and dtype: the median over rounds of the ratio of the two
+    settings' times in the same round (they were timed side by side).
+    """
+    from mmpartial.benchmark import paired_speedup
+    ok = [row for row in results if row['status'] == 'ok']
+    out = []
+    for base in ok:
+        if (base['form'], base['mode']) != ('train', 'eager'):
+            continue
+        for row in ok:
+            if row is base or (row['target'], row['dtype']) != (
+                    base['target'], base['dtype']):
+                continue
+            out.append(dict(
+                target=row['target'], dtype=row['dtype'], form=row['form'],
+                mode=row['mode'], baseline='train eager',
+                **{key: paired_speedup(base[key]['samples_ms'],
+                                       row[key]['samples_ms'])
+                   for key in ('latency', 'throughput')}))
+    return out
 
 
 def release_memory(device):
@@ -383,12 +462,8 @@ def release_memory(device):
 
 
 def count_steps(targets, args):
-    """Progress steps: one per target, available form, dtype and mode."""
-    from mmpartial.benchmark.models import deploy_parts
-    forms = sum(
-        1 for target in targets for form in args.form
-        if form == 'train' or deploy_parts(target.model))
-    return forms * len(args.dtype) * (2 if args.compile else 1)
+    """Progress steps: one per target, dtype and timed phase."""
+    return len(targets) * len(args.dtype) * len(phases_of(args))
 
 
 def measure_peaks(args, device, progress, before=None):
@@ -479,6 +554,7 @@ def run(args):
     peaks = measure_peaks(args, device, progress, before=peaks)
     report['peak'] = list(peaks.values())
     attach_peak_fractions(report['results'], peaks)
+    report['speedups'] = speedups(report['results'])
     return report
 
 

@@ -17,11 +17,13 @@ from .models import (BenchmarkError, BenchmarkTarget, build_targets,
                      deploy_copy)
 from .report import machine_info, markdown_report
 from .timing import (DTYPES, check_dtype, matmul_peak, resolve_device,
-                     summarize, time_runs)
+                     paired_speedup, summarize,
+                     time_side_by_side)
 
 __all__ = [
     'BenchmarkError', 'BenchmarkTarget', 'DTYPES', 'MAC_COUNTING',
     'MATMUL_LIKE_OPS', 'build_targets', 'check_dtype', 'count_macs',
     'count_params', 'deploy_copy', 'machine_info', 'markdown_report',
-    'matmul_peak', 'resolve_device', 'summarize', 'time_runs'
+    'matmul_peak', 'paired_speedup', 'resolve_device', 'summarize',
+    'time_side_by_side'
 ]

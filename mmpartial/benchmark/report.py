@@ -119,8 +119,9 @@ def markdown_report(report):
         f'grad; latency at batch 1 on {settings["latency_threads"]} '
         f'thread(s), throughput at batch {batch} on '
         f'{settings["throughput_threads"]} thread(s); '
-        f'{settings["warmup"]} warm-up and {settings["repeats"]} timed runs '
-        'each, shown as median [25th, 75th percentile]'
+        f'forms and modes timed side by side, {settings["warmup"]} warm-up '
+        f'and {settings["repeats"]} timed rounds of one pass of each in '
+        'turn; shown as median [25th, 75th percentile]'
         + ('; channels_last' if settings['channels_last'] else ''))
     peaks = ', '.join(
         f'{peak["gflops"]:.1f} GFLOP/s on {peak["threads"]} thread(s) '
@@ -152,4 +153,18 @@ def markdown_report(report):
               'GMACs conv/linear/matmul', 'latency b=1 (ms)',
               f'throughput b={batch} (img/s)', 'GFLOP/s', '% of peak']
     lines += _table([_row(r) for r in report['results']], header)
+    if report.get('speedups'):
+        lines += ['', *_speedup_table(report['speedups'], batch)]
     return '\n'.join(lines) + '\n'
+
+
+def _speedup_table(speedups, batch):
+    """Markdown lines: each setting's speed-up over train form, eager."""
+    lines = ['Speed-up over the train form in eager mode (same weights and '
+             'dtype; median over rounds of the per-round time ratio):', '']
+    header = ['model', 'dtype', 'form', 'mode', 'latency b=1',
+              f'throughput b={batch}']
+    rows = [[s['target'], s['dtype'], s['form'], s['mode'],
+             f'{s["latency"]:.2f}x', f'{s["throughput"]:.2f}x']
+            for s in speedups]
+    return lines + _table(rows, header)

@@ -85,33 +85,51 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def time_runs(fn, repeats, warmup, device, on_run=None):
-    """Run ``fn()`` ``warmup`` times untimed, then time it ``repeats`` times.
+def time_side_by_side(runs, repeats, warmup, device, on_run=None):
+    """Time several callables side by side: one pass of each per round.
 
-    Every run is timed alone, from an idle device to an idle device, so the
-    samples give a spread and not just a mean.
+    Every pass is timed alone, from an idle device to an idle device. The
+    callables take turns (the order rotates from round to round), so a
+    slow drift of the machine (a neighbour's load, clock changes) hits all
+    of them alike: their ratios stay honest even where the absolute times
+    wander, and round ``i`` of one pairs with round ``i`` of another.
 
     Args:
+        runs (dict): ``{key: fn}``, each ``fn()`` one pass.
+        repeats (int): Timed rounds.
+        warmup (int): Untimed rounds first.
+        device (torch.device): Synchronised around every pass.
         on_run (callable, optional): Called as ``on_run(done, total)``
-            after every run, warm-up included (for a progress display).
+            after every round, warm-up included (for a progress display).
 
     Returns:
-        list[float]: Seconds per run.
+        dict: ``{key: [seconds of round 0, round 1, ...]}``.
     """
+    keys = list(runs)
     total = warmup + repeats
     report = on_run or (lambda done, total: None)
     for i in range(warmup):
-        fn()
+        for key in keys:
+            runs[key]()
         report(i + 1, total)
     synchronize(device)
-    samples = []
+    samples = {key: [] for key in keys}
     for i in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        samples.append(time.perf_counter() - start)
+        shift = i % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            start = time.perf_counter()
+            runs[key]()
+            synchronize(device)
+            samples[key].append(time.perf_counter() - start)
         report(warmup + i + 1, total)
     return samples
+
+
+def paired_speedup(baseline, other):
+    """Median over rounds of ``baseline[i] / other[i]`` (seconds per pass
+    of two callables timed side by side, :func:`time_side_by_side`)."""
+    ratios = np.asarray(baseline, np.float64) / np.asarray(other, np.float64)
+    return float(np.median(ratios))
 
 
 def summarize(samples):
