@@ -192,8 +192,8 @@ def test_config_without_partialnet(tmp_path):
         "model = dict(type='ImageClassifier', backbone=dict(type='ResNet', "
         "depth=18), head=dict(type='LinearClsHead', num_classes=10, "
         "in_channels=512))\n")
-    assert_fails(run_tool(str(config), *TINY), 'no PartialNet backbone',
-                 "'ResNet'")
+    assert_fails(run_tool(str(config), *TINY), 'ResNet backbone',
+                 "model.backbone.type='ResNet'", 'not PartialNet')
 
 
 def test_small_image_is_rejected():

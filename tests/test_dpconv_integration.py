@@ -96,8 +96,8 @@ def test_backbone_with_initial_gates_is_the_plain_one(arch):
     for name, layer in layers:
         prefix = name[:-len('dpconv')]
         c = layer.channels
-        assert plain_state[prefix + 'conv.weight'].shape == (c // 4, c // 4,
-                                                              3, 3)
+        conv_shape = plain_state[prefix + 'conv.weight'].shape
+        assert conv_shape == (c // 4, c // 4, 3, 3)
         assert layer.split()['conv_channels'] == c // 4  # 1/n_div, exactly
         assert isinstance(model.get_submodule(prefix + 'conv'),
                           torch.nn.Identity)

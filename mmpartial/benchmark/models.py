@@ -276,6 +276,7 @@ def load_benchmark_config(path, cfg_options=None):
         tuple[Config, str]: The config and its kind (``'classification'``
         or ``'detection'``).
     """
+    from mmpartial.engine.config_checks import partialnet_backbone_problem
     from mmpartial.engine.runner_setup import load_config
     if not osp.isfile(path):
         raise BenchmarkError(f'config file {path!r} does not exist')
@@ -286,20 +287,11 @@ def load_benchmark_config(path, cfg_options=None):
             f'config {path!r} has default_scope={scope!r}; the benchmark '
             f'builds {" and ".join(SCOPE_KINDS)} configs '
             '(classification and detection)')
-    model_cfg = cfg.get('model') or {}
-    backbone = model_cfg.get('backbone')
-    if not backbone:
+    problem = partialnet_backbone_problem(cfg, path)
+    if problem:
         raise BenchmarkError(
-            f'config {path!r} has no model.backbone (model type '
-            f'{model_cfg.get("type")!r}); the benchmark needs a PartialNet '
-            'backbone')
-    backbone_type = backbone.get('type')
-    type_name = getattr(backbone_type, '__name__', str(backbone_type))
-    if type_name.split('.')[-1] != 'PartialNet':
-        raise BenchmarkError(
-            f'config {path!r} has no PartialNet backbone: its '
-            f'model.backbone.type is {type_name!r}. The benchmark is for '
-            'PartialNet models, e.g. configs/partialnet-t0_in1k.py or '
+            f'{problem}. The benchmark is for PartialNet models, e.g. '
+            'configs/partialnet-t0_in1k.py or '
             'configs/mask-rcnn_partialnet-t0_coco.py')
     return cfg, SCOPE_KINDS[scope]
 
@@ -308,15 +300,13 @@ def build_config_model(cfg, checkpoint=None):
     """Build the model of a checked config with its scope's registry."""
     from mmengine.utils import import_modules_from_strings
 
-    from mmpartial.models import PartialNet
+    from mmpartial.engine.config_checks import built_backbone_problem
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     model = _registry_of(cfg.default_scope).build(cfg.model)
-    if not isinstance(getattr(model, 'backbone', None), PartialNet):
-        raise BenchmarkError(
-            f'the model built from the config ({type(model).__name__}) has '
-            f'backbone {type(getattr(model, "backbone", None)).__name__}, '
-            'not PartialNet')
+    problem = built_backbone_problem(model)
+    if problem:
+        raise BenchmarkError(problem)
     return _finish(model, checkpoint)
 
 

@@ -43,8 +43,9 @@ def enable_amp(cfg):
     CPU: :class:`AutocastOptimWrapper` with bfloat16.
     """
     wrapper = cfg.optim_wrapper
-    if wrapper.get('type', 'OptimWrapper') not in (
-            'OptimWrapper', 'AmpOptimWrapper', 'mmpartial.AutocastOptimWrapper'):
+    wrappable = ('OptimWrapper', 'AmpOptimWrapper',
+                 'mmpartial.AutocastOptimWrapper')
+    if wrapper.get('type', 'OptimWrapper') not in wrappable:
         raise ValueError(f'--amp cannot wrap optim_wrapper type '
                          f'{wrapper.type!r}; use OptimWrapper in the config')
     if torch.cuda.is_available():

@@ -69,3 +69,32 @@ def check_partialnet_config(cfg):
             f'model.head.in_channels is {head["in_channels"]}, but '
             f'PartialNet arch={name!r} ends with {outputs[-1]} channels; set '
             f'model.head.in_channels={outputs[-1]}')
+
+
+def partialnet_backbone_problem(cfg, path):
+    """Why ``cfg`` (loaded from ``path``) has no PartialNet backbone, or
+    None when it has one. Looked at before anything is built.
+
+    The tools that only make sense for PartialNet (benchmark, deploy,
+    export) raise their own error types with this text.
+    """
+    model = cfg.get('model') or {}
+    backbone = model.get('backbone')
+    if not backbone:
+        return (f'config {path!r} has no model.backbone (model type '
+                f'{model.get("type")!r}); a PartialNet backbone is needed')
+    kind = backbone.get('type')
+    name = getattr(kind, '__name__', str(kind))
+    if not _is_partialnet(name):
+        return (f'config {path!r} has a {name} backbone '
+                f'(model.backbone.type={name!r}), not PartialNet')
+    return None
+
+
+def built_backbone_problem(model):
+    """Why a built model has no PartialNet ``backbone``, or None."""
+    backbone = getattr(model, 'backbone', None)
+    if isinstance(backbone, PartialNet):
+        return None
+    return (f'the model built from the config ({type(model).__name__}) has '
+            f'a {type(backbone).__name__} backbone, not PartialNet')

@@ -4,7 +4,6 @@ The tools serve mmdet and mmpretrain configs alike; what differs between the
 two codebases (visualisation hooks, result dumping) is chosen here from the
 config's ``default_scope``.
 """
-import os
 import os.path as osp
 
 import torch

@@ -31,23 +31,14 @@ def load_model_config(path, cfg_options=None):
     Returns:
         Config: The config.
     """
+    from mmpartial.engine.config_checks import partialnet_backbone_problem
     from mmpartial.engine.runner_setup import load_config
     if not osp.isfile(path):
         raise DeployError(f'config file {path!r} does not exist')
     cfg = load_config(path, cfg_options)
-    model = cfg.get('model') or {}
-    backbone = model.get('backbone')
-    if not backbone:
-        raise DeployError(
-            f'config {path!r} has no model.backbone (model type '
-            f'{model.get("type")!r}); only models with a PartialNet '
-            'backbone are reparameterised')
-    kind = backbone.get('type')
-    name = getattr(kind, '__name__', str(kind))
-    if name.split('.')[-1] != 'PartialNet':
-        raise DeployError(
-            f'config {path!r} has a {name} backbone (model.backbone.type='
-            f'{name!r}), not PartialNet: there is nothing to reparameterise')
+    problem = partialnet_backbone_problem(cfg, path)
+    if problem:
+        raise DeployError(f'{problem}: there is nothing to reparameterise')
     if not cfg.get('default_scope'):
         raise DeployError(f'config {path!r} has no default_scope (mmpretrain '
                           'or mmdet), so its model cannot be built')
@@ -63,16 +54,14 @@ def build_model(cfg):
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.utils import import_modules_from_strings
 
-    from mmpartial.models import PartialNet
+    from mmpartial.engine.config_checks import built_backbone_problem
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.default_scope)
     model = MODELS.build(cfg.model)
-    backbone = getattr(model, 'backbone', None)
-    if not isinstance(backbone, PartialNet):
-        raise DeployError(
-            f'the model built from the config ({type(model).__name__}) has a '
-            f'{type(backbone).__name__} backbone, not PartialNet')
+    problem = built_backbone_problem(model)
+    if problem:
+        raise DeployError(problem)
     return model.eval()
 
 

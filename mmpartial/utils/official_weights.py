@@ -10,8 +10,6 @@ against a freshly built model and refuses partial results.
 import re
 from collections import OrderedDict
 
-import torch
-
 from mmpartial.models.backbones.partialnet import PartialNet
 
 # (reference pattern, our template); applied in order, first match wins.

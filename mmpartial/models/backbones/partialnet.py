@@ -211,8 +211,8 @@ class PartialNet(BaseModule):
                 f'{sorted(unknown)}, missing keys {sorted(missing)}; valid '
                 f'keys are {sorted(cls.arch_keys)}')
         if len(arch['depths']) != cls.num_stages or min(arch['depths']) < 1:
-            raise ValueError('arch["depths"] must give 4 positive block counts,'
-                             f' got {arch["depths"]}')
+            raise ValueError('arch["depths"] must give 4 positive block '
+                             f'counts, got {arch["depths"]}')
         return dict(arch)
 
     def parse_out_indices(self, out_indices):

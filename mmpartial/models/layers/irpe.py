@@ -98,8 +98,8 @@ class EuclideanRelPosBias(nn.Module):
 
     def forward(self, height, width):
         """Return the ``(heads, N, N)`` bias for an ``height x width`` map."""
-        if torch.onnx.is_in_onnx_export() or (self.deploy
-                                               and torch.jit.is_tracing()):
+        traced = self.deploy and torch.jit.is_tracing()
+        if torch.onnx.is_in_onnx_export() or traced:
             # The size is symbolic: compute the buckets in the graph.
             index = euclidean_buckets_traceable(
                 height, width, beta=self.beta, device=self.bias_table.device)

@@ -59,8 +59,8 @@ class PATSpatial(nn.Module):
             return nchw(self.forward_nhwc(nhwc(x)))
         x1, x2 = torch.split(x, [self.gated_channels, self.linear_channels],
                              1)
-        return torch.cat((self.forward_gated(x1), self.conv(self.pre_norm(x2))),
-                         dim=1)
+        linear = self.conv(self.pre_norm(x2))
+        return torch.cat((self.forward_gated(x1), linear), dim=1)
 
     def forward_nhwc(self, t, inplace=False):
         """Deploy form on NHWC ``t``.
