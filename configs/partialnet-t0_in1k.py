@@ -10,11 +10,7 @@ model = dict(
 
 optim_wrapper = dict(optimizer=dict(weight_decay=0.005))
 
-# T0 trains without RandAugment.
+# The base pipeline without RandAugment: T0 trains without it.
 train_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=192, backend='pillow',
-         interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs'),
+    step for step in _base_.train_pipeline if step.type != 'RandAugment'
 ]))

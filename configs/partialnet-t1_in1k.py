@@ -10,19 +10,8 @@ model = dict(
 
 optim_wrapper = dict(optimizer=dict(weight_decay=0.01))
 
-# RandAugment at magnitude 3 (the base config has 7).
+# The base pipeline with RandAugment at magnitude 3 (the base has 7).
 train_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=192, backend='pillow',
-         interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(
-        type='RandAugment',
-        policies='timm_increasing',
-        num_policies=2,
-        total_level=10,
-        magnitude_level=3,
-        magnitude_std=0.5,
-        hparams=dict(pad_val=[104, 116, 124], interpolation='bicubic')),
-    dict(type='PackInputs'),
+    dict(step, magnitude_level=3) if step.type == 'RandAugment' else step
+    for step in _base_.train_pipeline
 ]))
