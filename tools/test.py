@@ -6,16 +6,14 @@ Example::
         work_dirs/mask-rcnn_partialnet-t2_coco/epoch_12.pth --show-dir vis
 """
 import argparse
-import os
 import sys
 
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import mmpartial  # noqa: F401  (registers models, safe checkpoint loading)
-from mmpartial.engine.runner_setup import (add_dump_metric,
+from mmpartial.engine.runner_setup import (add_dump_metric, add_runner_args,
                                            enable_visualization, load_config,
-                                           set_work_dir,
+                                           parse_runner_args, set_work_dir,
                                            setup_cpu_distributed)
 from mmpartial.utils.checkpoint_files import (CheckpointError,
                                               check_checkpoint_file,
@@ -30,14 +28,8 @@ def parse_args():
     parser.add_argument('--out', help='dump raw predictions to this .pkl')
     parser.add_argument('--show-dir',
                         help='save pictures of the predictions here')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'])
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser)
 
 
 def main():

@@ -6,15 +6,14 @@ Example::
     python tools/train.py configs/partialnet-t0_in1k.py --amp --resume
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import mmpartial  # noqa: F401  (registers models, safe checkpoint loading)
-from mmpartial.engine.runner_setup import (load_config, set_work_dir,
+from mmpartial.engine.runner_setup import (add_runner_args, load_config,
+                                           parse_runner_args, set_work_dir,
                                            setup_cpu_distributed)
 from mmpartial.engine.amp import enable_amp
 from mmpartial.utils.checkpoint_files import (CheckpointError,
@@ -35,14 +34,8 @@ def parse_args():
                         help='mixed precision (fp16 on CUDA, bf16 on CPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr to the actual batch size')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'])
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser)
 
 
 def resolve_resume(cfg, resume):

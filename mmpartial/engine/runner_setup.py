@@ -4,12 +4,31 @@ The tools serve mmdet and mmpretrain configs alike; what differs between the
 two codebases (visualisation hooks, result dumping) is chosen here from the
 config's ``default_scope``.
 """
+import os
 import os.path as osp
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from .config_checks import check_partialnet_config
+
+
+def add_runner_args(parser):
+    """The arguments both tools take after their own: ``--cfg-options``
+    and the launcher's (``--launcher``, ``--local-rank``)."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser):
+    """Parse; ``torch.distributed.launch`` passes the rank as an argument,
+    mmengine reads it from ``LOCAL_RANK``."""
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def load_config(path, cfg_options=None):
