@@ -2,7 +2,6 @@
 images, training data keeps flowing, and a file that is not a dataset at
 all stops everything at once with its name in the message."""
 import copy
-import importlib.util
 import json
 import logging
 import os.path as osp
@@ -18,18 +17,10 @@ from mmengine.registry import DATASETS, init_default_scope
 from conftest import REPO
 from mmpartial.datasets import (CocoFormatError, DatasetFolderError,
                                 ImageLoadError)
+from mmpartial.datasets.toy import make_toy_coco, make_toy_imagenet
 
 TOY_CONFIG = osp.join(REPO, 'configs', 'mask-rcnn_partialnet-t0_toy.py')
 GARBAGE = b'this is not an image \x00\x01\x02' * 8
-
-
-def _load_tool(name):
-    # tools/ is not a package: load the script as a module by path.
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -51,8 +42,7 @@ def log_lines():
 @pytest.fixture(scope='module')
 def toy_coco(tmp_path_factory):
     out = tmp_path_factory.mktemp('toy_coco')
-    _load_tool('make_toy_coco').make_toy_coco(out, num_train=6, num_val=1,
-                                              seed=0)
+    make_toy_coco(out, num_train=6, num_val=1, seed=0)
     return out
 
 
@@ -278,7 +268,7 @@ def test_configs_use_the_checked_datasets():
 @pytest.fixture(scope='module')
 def toy_imagenet(tmp_path_factory):
     out = tmp_path_factory.mktemp('toy_imagenet')
-    summary = _load_tool('make_toy_imagenet').make_toy_imagenet(
+    summary = make_toy_imagenet(
         out, num_classes=3, train_per_class=3, val_per_class=1, size=32,
         seed=0, verbose=False)
     return out, tuple(summary['classes'])

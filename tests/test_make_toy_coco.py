@@ -1,6 +1,6 @@
-"""Tests for tools/make_toy_coco.py (the embedded toy COCO data set)."""
+"""Tests for the toy COCO set: mmpartial.datasets.toy and its command line
+tools/make_toy_coco.py."""
 import contextlib
-import importlib.util
 import io
 import itertools
 import os
@@ -12,21 +12,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmpartial.datasets.toy import (CLASSES, DEFAULT_SIZE, MIN_VISIBLE_AREA,
+                                    SPLITS, empty_image_indices, image_size,
+                                    make_toy_coco, mask_to_polygons,
+                                    open_3x3, render_sample, sample_rng)
+
 COCO = pytest.importorskip('pycocotools.coco').COCO
 
-TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'make_toy_coco.py'
+REPO = Path(__file__).resolve().parents[1]
+TOOL = Path('tools') / 'make_toy_coco.py'  # run from the repository root
 NUM_TRAIN, NUM_VAL = 12, 4
-
-
-def _load_tool():
-    # tools/ is not a package: load the script as a module by path.
-    spec = importlib.util.spec_from_file_location('make_toy_coco', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-mtc = _load_tool()
 
 
 def _load_coco(ann_file):
@@ -38,9 +33,9 @@ def _load_coco(ann_file):
 def toy(tmp_path_factory):
     """One small data set shared by the read-only tests."""
     out = tmp_path_factory.mktemp('toy')
-    summary = mtc.make_toy_coco(out, NUM_TRAIN, NUM_VAL, seed=0)
+    summary = make_toy_coco(out, NUM_TRAIN, NUM_VAL, seed=0)
     cocos = {split: _load_coco(out / 'annotations' / f'instances_{split}.json')
-             for split in mtc.SPLITS}
+             for split in SPLITS}
     return out, summary, cocos
 
 
@@ -60,7 +55,8 @@ def _bbox_iou(a, b):
 
 def _run_cli(*args):
     return subprocess.run([sys.executable, str(TOOL), *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+                          cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
 
 
 # --------------------------------------------------------------------------
@@ -68,15 +64,15 @@ def _run_cli(*args):
 # --------------------------------------------------------------------------
 def test_layout_summary_and_categories(toy):
     out, summary, cocos = toy
-    assert mtc.CLASSES == ('circle', 'square', 'triangle', 'star')
+    assert CLASSES == ('circle', 'square', 'triangle', 'star')
     assert summary['out_dir'] == str(out)
-    for split, num in zip(mtc.SPLITS, (NUM_TRAIN, NUM_VAL)):
+    for split, num in zip(SPLITS, (NUM_TRAIN, NUM_VAL)):
         coco, info = cocos[split], summary['splits'][split]
         assert set(coco.dataset) == {'info', 'licenses', 'images',
                                      'annotations', 'categories'}
         assert coco.dataset['categories'] == [
             {'id': i + 1, 'name': n, 'supercategory': 'shape'}
-            for i, n in enumerate(mtc.CLASSES)]
+            for i, n in enumerate(CLASSES)]
         assert info['images'] == len(coco.imgs) == num
         assert info['annotations'] == len(coco.anns)
         assert len({a['id'] for a in coco.anns.values()}) == len(coco.anns)
@@ -118,7 +114,7 @@ def test_polygons_boxes_and_areas_are_consistent(toy):
         assert w > 0 and h > 0
         assert x >= 0 and y >= 0
         assert x + w <= img['width'] and y + h <= img['height']
-        assert mtc.MIN_VISIBLE_AREA <= ann['area'] <= w * h
+        assert MIN_VISIBLE_AREA <= ann['area'] <= w * h
         # The polygons rasterise to (nearly) the annotated box.
         mask = coco.annToMask(ann).astype(bool)
         assert mask.any()
@@ -132,16 +128,16 @@ def test_masks_match_the_rendered_visible_parts(toy):
     """annToMask agrees with the visible mask of the object drawn there."""
     _, _, cocos = toy
     ious = []
-    for split_index, split in enumerate(mtc.SPLITS):
+    for split_index, split in enumerate(SPLITS):
         coco = cocos[split]
-        empty = mtc.empty_image_indices(0, split_index, len(coco.imgs))
+        empty = empty_image_indices(0, split_index, len(coco.imgs))
         for img in coco.imgs.values():
             index = img['id'] - 1
-            rng = mtc.sample_rng(0, split_index, index)
-            size = mtc.image_size(rng, mtc.DEFAULT_SIZE)
+            rng = sample_rng(0, split_index, index)
+            size = image_size(rng, DEFAULT_SIZE)
             assert size == (img['width'], img['height'])
-            _, objects = mtc.render_sample(rng, *size,
-                                           with_objects=index not in empty)
+            _, objects = render_sample(rng, *size,
+                                       with_objects=index not in empty)
             # Visible parts never overlap: later objects hide earlier ones.
             for (_, a), (_, b) in itertools.combinations(objects, 2):
                 assert not np.logical_and(a, b).any()
@@ -187,7 +183,7 @@ def test_dataset_has_empty_images_borders_overlaps_and_all_classes(toy):
 
 
 # --------------------------------------------------------------------------
-# Determinism and the two contour tracers
+# Determinism and masks to polygons
 # --------------------------------------------------------------------------
 def _snapshot(out):
     """Bytes of every file the tool wrote, by relative path."""
@@ -198,74 +194,61 @@ def _snapshot(out):
 def test_same_seed_same_bytes_other_seed_differs(toy, tmp_path):
     out, _, _ = toy
     again = tmp_path / 'again'
-    mtc.make_toy_coco(again, NUM_TRAIN, NUM_VAL, seed=0)
+    make_toy_coco(again, NUM_TRAIN, NUM_VAL, seed=0)
     assert _snapshot(again) == _snapshot(out)
 
     other = tmp_path / 'other'
-    mtc.make_toy_coco(other, NUM_TRAIN, NUM_VAL, seed=1)
-    for split in mtc.SPLITS:
+    make_toy_coco(other, NUM_TRAIN, NUM_VAL, seed=1)
+    for split in SPLITS:
         name = f'annotations/instances_{split}.json'
         assert _snapshot(other)[name] != _snapshot(out)[name]
-
-
-def _random_masks(rng):
-    """Masks that stress a tracer: noise (nested parts), blobs, edges."""
-    for density in (0.3, 0.5, 0.7):
-        for _ in range(40):
-            h, w = rng.integers(1, 25, size=2)
-            yield rng.random((h, w)) < density
-    for _ in range(40):
-        h, w = rng.integers(8, 80, size=2)
-        grid = rng.random((max(2, h // 8), max(2, w // 8))).astype(np.float32)
-        smooth = np.asarray(Image.fromarray(grid, mode='F').resize(
-            (int(w), int(h)), Image.BICUBIC))
-        yield smooth > rng.uniform(0.3, 0.7)
-    yield np.ones((6, 9), bool)
-    yield np.zeros((4, 4), bool)
-
-
-def test_python_tracer_equals_opencv():
-    if mtc.cv2 is None:
-        pytest.skip('OpenCV not installed')
-    rng = np.random.default_rng(123)
-    for mask in _random_masks(rng):
-        assert (mtc.mask_to_polygons(mask, use_cv2=False)[0] ==
-                mtc.mask_to_polygons(mask, use_cv2=True)[0])
-
-
-def test_output_does_not_depend_on_opencv(toy, tmp_path, monkeypatch):
-    out, _, _ = toy
-    monkeypatch.setattr(mtc, 'cv2', None)
-    mtc.make_toy_coco(tmp_path, NUM_TRAIN, NUM_VAL, seed=0)
-    assert _snapshot(tmp_path) == _snapshot(out)
 
 
 def test_mask_to_polygons_simple_cases():
     square = np.zeros((10, 12), bool)
     square[2:6, 3:9] = True
-    polygons, kept = mtc.mask_to_polygons(square)
+    polygons, kept = mask_to_polygons(square)
     assert len(polygons) == 1
     assert sorted(polygons[0]) == [(3, 2), (3, 5), (8, 2), (8, 5)]
     assert (kept == square).all()
 
     line = np.zeros((5, 5), bool)
     line[2, :] = True  # one pixel thick: no polygon, nothing kept
-    polygons, kept = mtc.mask_to_polygons(line)
+    polygons, kept = mask_to_polygons(line)
     assert polygons == [] and not kept.any()
 
     # A hole is not represented by the polygon but not counted as kept.
     ring = np.zeros((9, 9), bool)
     ring[1:8, 1:8] = True
     ring[3:6, 3:6] = False
-    polygons, kept = mtc.mask_to_polygons(ring)
+    polygons, kept = mask_to_polygons(ring)
     assert len(polygons) == 1 and (kept == ring).all()
+
+
+def test_mask_to_polygons_random_masks():
+    """On masks with many components, nested parts and edges: vertices are
+    mask pixels, polygons are ordered by their top-left point, and the kept
+    part is inside the mask and covers every polygon's vertices."""
+    rng = np.random.default_rng(123)
+    masks = [rng.random(rng.integers(1, 25, size=2)) < d
+             for d in (0.3, 0.5, 0.7) for _ in range(10)]
+    masks += [np.ones((6, 9), bool), np.zeros((4, 4), bool)]
+    for mask in masks:
+        polygons, kept = mask_to_polygons(mask)
+        assert not (kept & ~mask).any()
+        assert (kept.sum() == 0) == (polygons == [])
+        for poly in polygons:
+            assert len(poly) >= 3
+            assert all(mask[y, x] and kept[y, x] for x, y in poly)
+        tops = [min((y, x) for x, y in poly) for poly in polygons]
+        assert tops == sorted(tops)
 
 
 def test_open_3x3_drops_slivers_keeps_border_objects():
     mask = np.zeros((12, 12), bool)
     mask[0:5, 0:5] = True  # a block cut by the top-left border
     mask[8, 2:10] = True  # a one-pixel sliver
-    opened = mtc.open_3x3(mask)
+    opened = open_3x3(mask)
     assert opened[0:5, 0:5].all()
     assert not opened[8].any()
 
@@ -279,7 +262,7 @@ def test_existing_foreign_files_are_kept(tmp_path):
     for path in foreign:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text('keep me')
-    mtc.make_toy_coco(tmp_path, 2, 1, seed=0)
+    make_toy_coco(tmp_path, 2, 1, seed=0)
     assert all(p.read_text() == 'keep me' for p in foreign)
     # No temporary files are left behind either.
     assert sorted(os.listdir(tmp_path / 'annotations')) == [
@@ -291,7 +274,7 @@ def test_existing_foreign_files_are_kept(tmp_path):
                                     {'seed': -1}, {'size': (10, 300)}])
 def test_function_rejects_bad_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
-        mtc.make_toy_coco(tmp_path / 'out', **kwargs)
+        make_toy_coco(tmp_path / 'out', **kwargs)
     assert not (tmp_path / 'out').exists()
 
 

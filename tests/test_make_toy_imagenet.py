@@ -1,5 +1,5 @@
-"""Tests for tools/make_toy_imagenet.py (needs only numpy, Pillow, pytest)."""
-import importlib.util
+"""Tests for the toy ImageNet: mmpartial.datasets.toy and its command line
+tools/make_toy_imagenet.py."""
 import subprocess
 import sys
 from pathlib import Path
@@ -8,17 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-SCRIPT = Path(__file__).resolve().parents[1] / 'tools' / 'make_toy_imagenet.py'
+from mmpartial.datasets.toy import (MAX_CLASSES, MAX_SIZE, MIN_SIZE,
+                                    make_toy_imagenet)
 
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location('make_toy_imagenet', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-mti = _load_module()
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = Path('tools') / 'make_toy_imagenet.py'  # run from the repo root
 
 K, N_TRAIN, N_VAL, SIZE = 4, 60, 30, 64
 
@@ -26,7 +20,7 @@ K, N_TRAIN, N_VAL, SIZE = 4, 60, 30, 64
 @pytest.fixture(scope='module')
 def toy(tmp_path_factory):
     out = tmp_path_factory.mktemp('toy') / 'data'
-    summary = mti.make_toy_imagenet(
+    summary = make_toy_imagenet(
         out,
         num_classes=K,
         train_per_class=N_TRAIN,
@@ -118,11 +112,11 @@ def test_summary_paths(toy):
 
 
 def test_all_families_and_size_limits(tmp_path):
-    n = mti.MAX_CLASSES
+    n = MAX_CLASSES
     assert n >= 8
-    for size in (mti.MIN_SIZE, mti.MAX_SIZE):
+    for size in (MIN_SIZE, MAX_SIZE):
         out = tmp_path / str(size)
-        s = mti.make_toy_imagenet(
+        s = make_toy_imagenet(
             out, num_classes=n, train_per_class=1, val_per_class=1,
             size=size, verbose=False)
         assert len(s['classes']) == n == len(set(s['classes']))
@@ -137,9 +131,9 @@ def test_all_families_and_size_limits(tmp_path):
 def test_deterministic_for_seed(tmp_path):
     kw = dict(num_classes=3, train_per_class=4, val_per_class=2, size=40,
               verbose=False)
-    mti.make_toy_imagenet(tmp_path / 'a', seed=7, **kw)
-    mti.make_toy_imagenet(tmp_path / 'b', seed=7, **kw)
-    mti.make_toy_imagenet(tmp_path / 'c', seed=8, **kw)
+    make_toy_imagenet(tmp_path / 'a', seed=7, **kw)
+    make_toy_imagenet(tmp_path / 'b', seed=7, **kw)
+    make_toy_imagenet(tmp_path / 'c', seed=8, **kw)
     a, b, c = (_tree_bytes(tmp_path / d) for d in 'abc')
     assert a == b
     assert a.keys() == c.keys()
@@ -152,8 +146,8 @@ def test_deterministic_for_seed(tmp_path):
 
 def test_class_images_do_not_depend_on_num_classes(tmp_path):
     kw = dict(train_per_class=2, val_per_class=1, size=32, verbose=False)
-    mti.make_toy_imagenet(tmp_path / 'k2', num_classes=2, **kw)
-    mti.make_toy_imagenet(tmp_path / 'k5', num_classes=5, **kw)
+    make_toy_imagenet(tmp_path / 'k2', num_classes=2, **kw)
+    make_toy_imagenet(tmp_path / 'k5', num_classes=5, **kw)
     k2, k5 = _tree_bytes(tmp_path / 'k2'), _tree_bytes(tmp_path / 'k5')
     for key, data in k2.items():
         if key.endswith('.JPEG'):
@@ -233,6 +227,7 @@ def test_not_solvable_by_colour_but_learnable(toy):
 
 def _run_cli(*args):
     return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)],
+                          cwd=REPO,
                           capture_output=True,
                           text=True,
                           timeout=120)
@@ -260,7 +255,7 @@ def test_cli_classes_error_names_maximum(tmp_path):
     res = _run_cli(tmp_path / 'out', '--classes', '1')
     assert res.returncode != 0
     assert '--classes' in res.stderr
-    assert str(mti.MAX_CLASSES) in res.stderr
+    assert str(MAX_CLASSES) in res.stderr
 
 
 def test_cli_unwritable_out_dir(tmp_path):
@@ -292,28 +287,28 @@ def test_cli_default_run(tmp_path):
 
 def test_api_rejects_bad_arguments(tmp_path):
     bad = [
-        dict(num_classes=1), dict(num_classes=mti.MAX_CLASSES + 1),
+        dict(num_classes=1), dict(num_classes=MAX_CLASSES + 1),
         dict(train_per_class=0), dict(val_per_class=0), dict(size=31),
         dict(size=513), dict(seed=-1), dict(num_classes=2.5)
     ]
     for kw in bad:
         with pytest.raises(ValueError, match=list(kw)[0]):
-            mti.make_toy_imagenet(tmp_path / 'x', verbose=False, **kw)
+            make_toy_imagenet(tmp_path / 'x', verbose=False, **kw)
     assert not (tmp_path / 'x').exists()
     with pytest.raises(ValueError, match='maximum is'):
-        mti.make_toy_imagenet(tmp_path / 'x', num_classes=1, verbose=False)
+        make_toy_imagenet(tmp_path / 'x', num_classes=1, verbose=False)
 
 
 def test_existing_files_are_kept(tmp_path, capsys):
     out = tmp_path / 'toy'
     kw = dict(train_per_class=2, val_per_class=1, size=32)
-    mti.make_toy_imagenet(out, num_classes=3, **kw)
+    make_toy_imagenet(out, num_classes=3, **kw)
     (out / 'README.txt').write_text('mine')
     extra = out / 'train' / 'blobs' / 'blobs_09999.JPEG'
     extra.write_bytes(b'old')
     capsys.readouterr()
     # Fewer classes and the same counts: nothing may be removed.
-    mti.make_toy_imagenet(out, num_classes=2, **kw)
+    make_toy_imagenet(out, num_classes=2, **kw)
     assert (out / 'README.txt').read_text() == 'mine'
     assert extra.read_bytes() == b'old'
     assert (out / 'train' / 'blobs' / 'blobs_00000.JPEG').is_file()

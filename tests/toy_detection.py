@@ -1,13 +1,10 @@
 """A tiny toy-COCO set and a fast detection config for tests."""
 import os.path as osp
-import sys
 
 from mmengine.config import Config
 
 from conftest import REPO
-
-sys.path.insert(0, osp.join(REPO, 'tools'))
-from make_toy_coco import make_toy_coco  # noqa: E402
+from mmpartial.datasets.toy import make_toy_coco
 
 
 def make_toy_set(root, num_train=8, num_val=4):
