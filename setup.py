@@ -1,8 +1,21 @@
+import os.path as osp
+
 from setuptools import find_packages, setup
+
+
+def read_version():
+    # The one place the version is written: mmpartial/version.py.
+    namespace = {}
+    path = osp.join(osp.dirname(osp.abspath(__file__)), 'mmpartial',
+                    'version.py')
+    with open(path) as f:
+        exec(f.read(), namespace)
+    return namespace['__version__']
+
 
 setup(
     name='mmpartial',
-    version='0.1.0',
+    version=read_version(),
     description='PartialNet backbones and DPConv layers for OpenMMLab',
     packages=find_packages(include=['mmpartial', 'mmpartial.*']),
     python_requires='>=3.9',

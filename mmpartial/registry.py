@@ -9,6 +9,7 @@ from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
+from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmpartial',
@@ -19,3 +20,5 @@ HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmpartial',
                  locations=['mmpartial.engine'])
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmpartial',
                     locations=['mmpartial.datasets'])
+RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope='mmpartial',
+                   locations=['mmpartial.engine'])

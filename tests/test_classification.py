@@ -13,9 +13,8 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from conftest import REPO
-
-sys.path.insert(0, osp.join(REPO, 'tools'))
-from make_toy_imagenet import make_toy_imagenet  # noqa: E402
+from mmpartial.apis.inference import Classifier
+from mmpartial.datasets.toy import make_toy_imagenet
 
 
 def toy_cls_cfg(data_root, work_dir, max_epochs, **extra):
@@ -88,6 +87,14 @@ def test_infer_prints_top_classes(trained, toy_imagenet):
     scores = [float(line.split()[-1]) for line in lines]
     assert scores == sorted(scores, reverse=True)
     assert sum(scores) == pytest.approx(1, abs=1e-3)
+    # The same from Python.
+    classifier = Classifier(
+        osp.join(REPO, 'configs', 'partialnet-t0_toy-imagenet.py'),
+        osp.join(runner.work_dir, 'epoch_16.pth'))
+    top = classifier.top_classes(str(image), topk=2)
+    assert [name for name, _ in top] == names[:2]
+    assert [score for _, score in top] == pytest.approx(scores[:2],
+                                                        abs=1e-4)
 
 
 def test_handoff_to_every_detection_config_shape(trained, tmp_path):

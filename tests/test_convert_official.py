@@ -1,15 +1,19 @@
+import functools
+import http.server
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from conftest import REPO, VARIANTS, reference_layout
+from mmpartial.apis.convert import (ConversionError,
+                                    convert_official_checkpoint,
+                                    convert_official_state_dict,
+                                    detect_official_arch)
 from mmpartial.models import PartialNet
-from mmpartial.utils.official_weights import (ConversionError,
-                                              convert_official_state_dict,
-                                              detect_official_arch)
 from reference_forward import reference_forward
 
 
@@ -103,6 +107,10 @@ def test_tool_converts_and_never_overwrites(tmp_path):
     assert 'PartialNet-t0: 420 tensors' in done.stdout
     ckpt = torch.load(dst, weights_only=True)
     assert ckpt['meta']['arch'] == 't0' and len(ckpt['state_dict']) == 420
+    # No local paths in what is written.
+    assert ckpt['meta']['converted_from'] == 'ref.pth'
+    assert not any(isinstance(value, str) and value.startswith('/')
+                   for value in ckpt['meta'].values())
     before = dst.read_bytes()
     again = run_tool(src, dst)
     assert again.returncode != 0 and '--overwrite' in again.stderr
@@ -121,3 +129,48 @@ def test_tool_refuses_pickled_objects_without_trust(tmp_path):
     assert refused.returncode != 0 and '--trust-pickle' in refused.stderr
     trusted = run_tool(src, tmp_path / 'a.pth', '--trust-pickle')
     assert trusted.returncode == 0, trusted.stderr
+
+
+def test_tool_names_a_missing_or_truncated_source(tmp_path):
+    missing = run_tool(tmp_path / 'nope.pth', tmp_path / 'a.pth')
+    assert missing.returncode != 0 and 'Traceback' not in missing.stderr
+    assert 'nope.pth' in missing.stderr and 'does not exist' in \
+        missing.stderr
+    src = tmp_path / 'ref.pth'
+    torch.save(dict(model=random_reference_state('t0')), src)
+    (tmp_path / 'cut.pth').write_bytes(src.read_bytes()[:1000])
+    cut = run_tool(tmp_path / 'cut.pth', tmp_path / 'a.pth')
+    assert cut.returncode != 0 and 'truncated' in cut.stderr
+    assert not (tmp_path / 'a.pth').exists()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+    def log_message(self, *args):
+        pass
+
+
+def test_source_is_read_through_mmengine_loaders(tmp_path, monkeypatch):
+    """A URL reads like a local file (a local http.server serving it)."""
+    # mmengine caches downloads under torch.hub's folder: a fresh one.
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    served = tmp_path / 'served'
+    served.mkdir()
+    torch.save(dict(state_dict=random_reference_state('t2')),
+               served / 'ref.pth')
+    handler = functools.partial(QuietHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f'http://127.0.0.1:{server.server_address[1]}/ref.pth'
+        for trust_pickle in (False, True):
+            dst = tmp_path / f'ours_{trust_pickle}.pth'
+            state, meta = convert_official_checkpoint(
+                url, str(dst), trust_pickle=trust_pickle)
+            assert meta['arch'] == 't2' and meta['converted_from'] == \
+                'ref.pth'
+            assert dst.exists() and len(state) > 0
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -55,8 +55,8 @@ def test_detection_configs_match_fpn_to_the_variant(variant):
     dim = PartialNet.arch_zoo[variant]['embed_dim']
     assert cfg.model.neck.in_channels == [dim, 2 * dim, 4 * dim, 8 * dim]
     assert cfg.optim_wrapper.optimizer.type == 'AdamW'
-    assert cfg.optim_wrapper.optimizer.lr == (1e-4 if variant == 'l' else
-                                              2e-4)
+    assert cfg.optim_wrapper.optimizer.lr == (1e-4 if variant in ('m', 'l')
+                                              else 2e-4)
     assert cfg.train_cfg.max_epochs == 12 and \
         cfg.param_scheduler[1].milestones == [8, 11]
     assert cfg.param_scheduler[0].end == 500 and \

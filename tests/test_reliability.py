@@ -11,11 +11,13 @@ import torch
 from mmengine.config import Config
 
 from conftest import REPO
-from mmpartial.engine.config_checks import ConfigError, \
+from mmpartial.apis.config_checks import ConfigError, \
     check_partialnet_config
-from mmpartial.utils.checkpoint_files import (CheckpointError,
-                                              check_checkpoint_file,
-                                              find_latest_complete_checkpoint)
+from mmpartial.datasets.toy import make_toy_imagenet
+from mmpartial.engine import enable_amp
+from mmpartial.utils.checkpoint import (CheckpointError,
+                                        check_checkpoint_file,
+                                        find_latest_complete_checkpoint)
 from toy_detection import make_toy_set, toy_detection_cfg
 
 
@@ -191,11 +193,8 @@ def test_detector_forward_on_tiny_and_huge_images():
 
 def test_amp_training_stays_finite(tmp_path):
     """Two hundred bf16-autocast iterations of T0 on the toy ImageNet."""
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    from make_toy_imagenet import make_toy_imagenet
     from mmengine.runner import Runner
 
-    from mmpartial.engine.amp import enable_amp
     make_toy_imagenet(str(tmp_path / 'data'), num_classes=4,
                       train_per_class=16, val_per_class=4, size=32,
                       verbose=False)
@@ -236,7 +235,6 @@ def test_amp_training_stays_finite(tmp_path):
 
 def test_checkpoint_of_another_variant_is_refused(tmp_path):
     from mmpartial.models import PartialNet
-    from mmpartial.utils.checkpoint_files import CheckpointError
     other = tmp_path / 'partialnet-t2.pth'
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in
                                PartialNet('t2').state_dict().items()}},
@@ -249,9 +247,27 @@ def test_checkpoint_of_another_variant_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match='partialnet-t2.pth.*another'):
         backbone.init_weights()
     # tools/test.py with a T0 config.
+    cfg = toy_detection_cfg(make_toy_set(tmp_path / 'toy', 2, 1),
+                            tmp_path / 'work')
+    cfg.dump(str(tmp_path / 'toy.py'))
     done = subprocess.run(
-        [sys.executable, 'tools/test.py',
-         'configs/mask-rcnn_partialnet-t0_toy.py', str(other)],
-        cwd=REPO, capture_output=True, text=True)
+        [sys.executable, 'tools/test.py', str(tmp_path / 'toy.py'),
+         str(other)], cwd=REPO, capture_output=True, text=True)
     assert done.returncode != 0 and 'partialnet-t2.pth' in done.stderr
     assert 'another PartialNet variant' in done.stderr
+
+
+def test_coco_config_without_coco_says_where_it_looked(tmp_path):
+    from mmengine.registry import DATASETS, init_default_scope
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'mask-rcnn_partialnet-t0_coco.py'))
+    dataset = cfg.train_dataloader.dataset
+    dataset.data_root = str(tmp_path / 'coco') + '/'
+    with pytest.raises(FileNotFoundError) as info:
+        DATASETS.build(dataset)
+    message = str(info.value)
+    assert str(tmp_path / 'coco' / 'annotations' /
+               'instances_train2017.json') in message
+    assert 'train2017/' in message and 'val2017/' in message
+    assert 'configs/mask-rcnn_partialnet-t0_toy.py' in message

@@ -8,7 +8,8 @@
 #   2. setuptools<81, because mmcv 2.1.0's setup.py imports pkg_resources;
 #   3. mmcv built from source WITH its C++ ops and WITHOUT build isolation
 #      (with isolation pip builds it against a throw-away torch, without ops);
-#   4. mmengine, mmdet, mmpretrain, pycocotools, test tools, and this package.
+#   4. mmengine, mmdet, mmpretrain, mmseg, pycocotools, test tools, and this
+#      package.
 # Every step installs under a constraints file, so no dependency can move
 # torch behind our back.
 set -euo pipefail
@@ -20,7 +21,7 @@ want="$(cat "$root/tools/ensure_venv.sh" "$root/requirements.txt" "$root/setup.p
 
 check_imports() {
     "$py" - <<'PY'
-import torch, torchvision, mmcv, mmengine, mmdet, mmpretrain, pycocotools
+import torch, torchvision, mmcv, mmengine, mmdet, mmpretrain, mmseg, pycocotools
 from mmcv.ops import RoIAlign, nms  # fails when mmcv was built without ops
 import mmpartial
 assert torch.__version__.split('+')[0] == '2.13.0', torch.__version__
@@ -54,9 +55,11 @@ log "step 3/4: mmcv 2.1.0 with C++ ops (about 15 min to compile the first time; 
 if ! "$py" -c 'from mmcv.ops import nms' 2>/dev/null; then
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "${pip[@]}" --no-build-isolation mmcv==2.1.0
 fi
-log "step 4/4: mmdet, mmpretrain, pycocotools, test tools, mmpartial"
-"${pip[@]}" -q mmdet==3.3.0 mmpretrain==1.2.0 pycocotools \
-    pytest pytest-timeout matplotlib fvcore onnx onnxruntime
+log "step 4/4: mmdet, mmpretrain, mmseg, pycocotools, test tools, mmpartial"
+# mmseg imports ftfy and regex without declaring them.
+"${pip[@]}" -q mmdet==3.3.0 mmpretrain==1.2.0 mmsegmentation==1.2.2 ftfy regex \
+    pycocotools \
+    pytest pytest-timeout matplotlib fvcore onnx onnxruntime import-linter
 "${pip[@]}" -q --no-deps --no-build-isolation -e "$root"
 check_imports
 echo "$want" > "$stamp"

@@ -1,23 +1,25 @@
-"""Evaluate a checkpoint on the test set of an mmdet or mmpretrain config.
+"""Evaluate a checkpoint on the test set of an mmdet, mmpretrain or mmseg
+config.
 
 Example::
 
     python tools/test.py configs/mask-rcnn_partialnet-t2_coco.py \
         work_dirs/mask-rcnn_partialnet-t2_coco/epoch_12.pth --show-dir vis
+
+As mmdet's ``tools/test.py``, with a one-line message for a bad path,
+checkpoint file or config before the run starts.
 """
 import argparse
 import sys
 
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmpartial  # noqa: F401  (registers models, safe checkpoint loading)
-from mmpartial.engine.runner_setup import (add_dump_metric, add_runner_args,
-                                           enable_visualization, load_config,
-                                           parse_runner_args, set_work_dir,
-                                           setup_cpu_distributed)
-from mmpartial.utils.checkpoint_files import (CheckpointError,
-                                              check_checkpoint_file,
-                                              check_checkpoint_fits)
+from mmpartial.apis.config import (add_runner_args, configure_test,
+                                   load_config, parse_runner_args,
+                                   set_work_dir)
+from mmpartial.utils.checkpoint import CheckpointError
 
 
 def parse_args():
@@ -34,23 +36,19 @@ def parse_args():
 
 def main():
     args = parse_args()
-    check_checkpoint_file(args.checkpoint)
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    set_work_dir(cfg, args.config, args.work_dir)
-    cfg.load_from = args.checkpoint
-    if args.show_dir:
-        enable_visualization(cfg, args.show_dir)
-    setup_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    check_checkpoint_fits(args.checkpoint, runner.model)
-    if args.out:
-        add_dump_metric(runner, args.out)
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+        cfg.launcher = args.launcher
+        set_work_dir(cfg, args.config, args.work_dir)
+        configure_test(cfg, args.checkpoint, show_dir=args.show_dir,
+                       out=args.out)
+    except (CheckpointError, FileNotFoundError, ValueError) as err:
+        sys.exit(f'error: {err}')
+    # Errors from here on keep their traceback.
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg \
+        else Runner.from_cfg(cfg)
     runner.test()
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (CheckpointError, FileNotFoundError, ValueError) as err:
-        sys.exit(f'error: {err}')
+    main()

@@ -1,25 +1,27 @@
-"""Train a model of this repository from an mmdet or mmpretrain config.
+"""Train a model of this repository from an mmdet, mmpretrain or mmseg config.
 
 Example::
 
     python tools/train.py configs/mask-rcnn_partialnet-t2_coco.py
     python tools/train.py configs/partialnet-t0_in1k.py --amp --resume
+
+mmdet's own ``tools/train.py`` runs these configs the same way: the guard
+rails (CPU DDP, resuming from the newest complete checkpoint, refusing a
+checkpoint that does not fit) live in ``mmpartial.CheckedRunner``, which the
+configs name as ``runner_type``. This tool adds only a one-line message for
+a bad path or config before the run starts.
 """
 import argparse
-import os.path as osp
 import sys
 
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmpartial  # noqa: F401  (registers models, safe checkpoint loading)
-from mmpartial.engine.runner_setup import (add_runner_args, load_config,
-                                           parse_runner_args, set_work_dir,
-                                           setup_cpu_distributed)
-from mmpartial.engine.amp import enable_amp
-from mmpartial.utils.checkpoint_files import (CheckpointError,
-                                              check_checkpoint_file,
-                                              check_checkpoint_fits,
-                                              find_latest_complete_checkpoint)
+from mmpartial.apis.config import (add_runner_args, configure_training,
+                                   load_config, parse_runner_args,
+                                   set_work_dir)
+from mmpartial.utils.checkpoint import CheckpointError
 
 
 def parse_args():
@@ -38,45 +40,22 @@ def parse_args():
     return parse_runner_args(parser)
 
 
-def resolve_resume(cfg, resume):
-    if resume is None:
-        return
-    if resume == 'auto':
-        latest = find_latest_complete_checkpoint(cfg.work_dir) \
-            if osp.isdir(cfg.work_dir) else None
-        if latest is None:
-            print(f'--resume: no complete checkpoint in {cfg.work_dir}; '
-                  'starting a new run', file=sys.stderr)
-            return
-        resume = latest
-    check_checkpoint_file(resume)
-    cfg.resume = True
-    cfg.load_from = resume
-
-
 def main():
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    set_work_dir(cfg, args.config, args.work_dir)
-    if args.amp:
-        enable_amp(cfg)
-    if args.auto_scale_lr:
-        if 'auto_scale_lr' not in cfg or \
-                'base_batch_size' not in cfg.auto_scale_lr:
-            raise ValueError('--auto-scale-lr needs auto_scale_lr.'
-                             'base_batch_size in the config')
-        cfg.auto_scale_lr.enable = True
-    resolve_resume(cfg, args.resume)
-    setup_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    if cfg.get('load_from'):
-        check_checkpoint_fits(cfg.load_from, runner.model)
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+        cfg.launcher = args.launcher
+        set_work_dir(cfg, args.config, args.work_dir)
+        configure_training(cfg, amp=args.amp,
+                           auto_scale_lr=args.auto_scale_lr,
+                           resume=args.resume)
+    except (CheckpointError, FileNotFoundError, ValueError) as err:
+        sys.exit(f'error: {err}')
+    # Errors from here on keep their traceback.
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg \
+        else Runner.from_cfg(cfg)
     runner.train()
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (CheckpointError, FileNotFoundError, ValueError) as err:
-        sys.exit(f'error: {err}')
+    main()

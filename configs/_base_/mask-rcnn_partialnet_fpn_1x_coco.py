@@ -9,6 +9,11 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['mmpartial'], allow_failed_imports=False)
+# Guard rails for any tool that builds runners from the registry (this
+# repository's tools/train.py, mmdet's and mmpretrain's own): CPU DDP over
+# gloo, resume from the newest complete checkpoint, a checkpoint that does
+# not fit the model is an error naming the file.
+runner_type = 'mmpartial.CheckedRunner'
 
 model = dict(
     backbone=dict(

@@ -1,14 +1,28 @@
 """mmdet's CocoDataset that checks its annotation file and images."""
 import logging
+import os.path as osp
 from collections import defaultdict
 
 from mmdet.datasets import CocoDataset
 from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 
+from mmpartial.utils.paths import is_local_path
 from .bad_images import SkipBadImagesMixin
 from .coco_annotation_checks import check_annotations, format_problem
 from .coco_format import load_coco_json
+
+
+def missing_coco_message(ann_file):
+    """What to do when a COCO annotation file is not on disk."""
+    root = osp.dirname(osp.dirname(ann_file.rstrip('/'))) or '.'
+    return (
+        f'COCO annotation file {ann_file!r} does not exist. The COCO configs '
+        f'expect COCO 2017 under {root}/: annotations/instances_train2017.'
+        'json, annotations/instances_val2017.json, train2017/*.jpg and '
+        'val2017/*.jpg (set data_root, or link the folder to data/coco). '
+        'Without COCO, configs/mask-rcnn_partialnet-t0_toy.py runs on the '
+        'embedded toy set (bash tools/demo.sh writes it).')
 
 
 class CheckedCocoDataset(SkipBadImagesMixin, CocoDataset):
@@ -42,6 +56,8 @@ class CheckedCocoDataset(SkipBadImagesMixin, CocoDataset):
         Returns:
             list[dict]: One data info per image, as ``CocoDataset`` makes.
         """
+        if is_local_path(self.ann_file) and not osp.isfile(self.ann_file):
+            raise FileNotFoundError(missing_coco_message(self.ann_file))
         with get_local_path(self.ann_file,
                             backend_args=self.backend_args) as local_path:
             coco = load_coco_json(local_path, name=self.ann_file,

@@ -1,16 +1,27 @@
-"""Map state dicts of the paper's reference training code to this package.
+"""Convert checkpoints of the paper's reference training code to this
+package (``tools/convert_official.py``).
 
 The reference code keeps stages and merging layers in one flat list
 (``stages.0`` stage 1, ``stages.1`` merging, ``stages.2`` stage 2, ...), calls
 the stem ``patch_embed`` and names layers by position inside ``nn.Sequential``
 (``mlp.0``, ``mlp.4.norm2``, ...). The table below renames them; nothing is
-reshaped. ``convert_official_state_dict`` then checks every key and shape
+reshaped. :func:`convert_official_state_dict` then checks every key and shape
 against a freshly built model and refuses partial results.
 """
+import os.path as osp
+import pickle
 import re
 from collections import OrderedDict
 
-from mmpartial.models.backbones.partialnet import PartialNet
+import torch
+from mmengine.fileio import get_local_path
+
+from mmpartial.models import PartialNet, heads
+from mmpartial.utils.checkpoint import (CheckpointError, check_checkpoint_file,
+                                        load_checkpoint_file,
+                                        unwrap_state_dict,
+                                        save_checkpoint)
+from mmpartial.version import __version__
 
 # (reference pattern, our template); applied in order, first match wins.
 _BLOCK_RULES = [
@@ -35,29 +46,25 @@ _HEAD_RULES = {
     'head.weight': 'head.fc.weight',
     'head.bias': 'head.fc.bias',
 }
-_WRAPPER_PREFIXES = ('module.', 'model.', 'backbone.')
+# Where the reference code keeps the weights, and the prefixes its
+# wrappers (DDP, an EMA model, a detector) add to every key.
+CONTAINERS = ('state_dict', 'model', 'model_ema')
+WRAPPER_PREFIXES = ('module.', 'model.', 'backbone.')
 
 
-def unwrap_checkpoint(ckpt):
-    """Return the flat state dict inside a reference checkpoint.
+class ConversionError(ValueError):
+    """A reference checkpoint that cannot be converted completely."""
 
-    The reference code saves the weights under ``state_dict`` or ``model``,
-    or bare; DDP training adds ``module.`` to every key.
-    """
-    for key in ('state_dict', 'model', 'model_ema'):
-        if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
-            ckpt = ckpt[key]
-            break
-    if not isinstance(ckpt, dict) or not ckpt:
-        raise ValueError('no state dict found: expected a dict of tensors, '
-                         'possibly under "state_dict" or "model"')
-    state = OrderedDict()
-    for key, value in ckpt.items():
-        for prefix in _WRAPPER_PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix):]
-        state[key] = value
-    return state
+
+def unwrap_official_state_dict(checkpoint):
+    """The flat state dict inside a reference checkpoint."""
+    state = unwrap_state_dict(checkpoint, containers=CONTAINERS,
+                              prefixes=WRAPPER_PREFIXES)
+    if not state:
+        raise ConversionError('no state dict found: expected a dict of '
+                              'tensors, possibly under "state_dict" or '
+                              '"model"')
+    return OrderedDict(state)
 
 
 def rename_official_key(key):
@@ -118,21 +125,20 @@ def detect_official_arch(state):
 
 
 def expected_state_shapes(arch, with_head, with_out_norm, num_classes=1000):
-    """Keys and shapes of this package's model for a variant."""
+    """Keys and shapes of this package's model for a variant: a freshly
+    built backbone (with the detection output norms where asked) and
+    classification head."""
     backbone = PartialNet(arch, out_indices=(0, 1, 2, 3),
                           out_norm=with_out_norm)
     shapes = {f'backbone.{k}': tuple(v.shape)
               for k, v in backbone.state_dict().items()}
     if with_head:
-        c4 = backbone.channels[-1]
-        shapes.update({'head.conv.weight': (1280, c4, 1, 1),
-                       'head.fc.weight': (num_classes, 1280),
-                       'head.fc.bias': (num_classes, )})
+        head = heads.PartialNetClsHead(
+            num_classes, backbone.channels[-1],
+            act_cfg=PartialNet.arch_zoo[arch]['act_cfg'])
+        shapes.update({f'head.{k}': tuple(v.shape)
+                       for k, v in head.state_dict().items()})
     return shapes
-
-
-class ConversionError(ValueError):
-    """A reference state dict that does not map completely."""
 
 
 def convert_official_state_dict(state, arch=None):
@@ -147,7 +153,7 @@ def convert_official_state_dict(state, arch=None):
         tuple[OrderedDict, dict]: our state dict, and metadata (``arch``,
         ``with_head``, ``with_out_norm``, ``num_classes``).
     """
-    state = unwrap_checkpoint(state)
+    state = unwrap_official_state_dict(state)
     found, with_head, with_out_norm = detect_official_arch(state)
     if arch is not None and arch.lower() != found:
         raise ConversionError(f'the checkpoint holds PartialNet-{found}, not '
@@ -179,3 +185,77 @@ def convert_official_state_dict(state, arch=None):
     meta = dict(arch=found, with_head=with_head, with_out_norm=with_out_norm,
                 num_classes=num_classes)
     return converted, meta
+
+
+def load_official_checkpoint(path, trust_pickle=False):
+    """Read a reference checkpoint with mmengine's loaders (local files,
+    ``http(s)://``, ``s3://``, ...).
+
+    Args:
+        path (str): The checkpoint.
+        trust_pickle (bool): Unpickle arbitrary Python objects (e.g. the
+            training arguments the reference script stores); only for files
+            you trust. Otherwise ``torch.load(weights_only=True)`` reads it.
+
+    Raises:
+        CheckpointError: It is missing, truncated or unreadable.
+        ConversionError: It holds Python objects and ``trust_pickle`` is
+            off.
+    """
+    if not trust_pickle:
+        try:
+            return load_checkpoint_file(path)
+        except CheckpointError as err:
+            if not isinstance(err.__cause__, pickle.UnpicklingError):
+                raise
+            raise ConversionError(
+                f'{path!r} holds Python objects besides tensors, which are '
+                'not loaded by default because unpickling can run code '
+                f'({err}). If you trust the file, re-run with '
+                '--trust-pickle.') from None
+    check_checkpoint_file(path)
+    try:
+        with get_local_path(path) as local:
+            return torch.load(local, map_location='cpu', weights_only=False)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
+        raise CheckpointError(f'checkpoint {path!r} cannot be read: '
+                              f'{err}') from err
+
+
+def convert_official_checkpoint(src, dst, arch=None, overwrite=False,
+                                trust_pickle=False):
+    """Convert the reference checkpoint ``src`` and write it to ``dst``.
+
+    Nothing is written unless every tensor maps (see
+    :func:`convert_official_state_dict`); ``dst`` is written through a
+    temporary file, so no half-written file is left behind.
+
+    Args:
+        src (str): The reference checkpoint (any path mmengine reads).
+        dst (str): Where to write ``{'state_dict', 'meta'}``.
+        arch (str, optional): Fail unless ``src`` is this variant.
+        overwrite (bool): Replace ``dst`` if it exists.
+        trust_pickle (bool): See :func:`load_official_checkpoint`.
+
+    Returns:
+        tuple[OrderedDict, dict]: The converted state dict and the written
+        meta (``converted_from`` is the base name of ``src``: no local
+        paths are written).
+    """
+    if osp.exists(dst) and not overwrite:
+        raise ConversionError(f'{dst!r} exists; pass --overwrite to '
+                              'replace it')
+    state, meta = convert_official_state_dict(
+        load_official_checkpoint(src, trust_pickle), arch=arch)
+    meta.update(converted_from=osp.basename(src),
+                mmpartial_version=__version__)
+    save_checkpoint(state, meta, dst)
+    return state, meta
+
+
+def describe_conversion(state, meta, dst):
+    """What :func:`convert_official_checkpoint` wrote, in one line."""
+    parts = ['backbone'] + (['head'] if meta['with_head'] else []) + \
+        (['output norms'] if meta['with_out_norm'] else [])
+    return (f'PartialNet-{meta["arch"]}: {len(state)} tensors converted '
+            f'({", ".join(parts)}) -> {dst}')

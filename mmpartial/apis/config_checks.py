@@ -62,6 +62,9 @@ def check_partialnet_config(cfg):
                 f'arch={name!r} with out_indices '
                 f'{backbone.get("out_indices", -1)} outputs {outputs} '
                 f'channels; set model.neck.in_channels={outputs}')
+    if not neck:
+        check_segmentation_heads(model, outputs, name,
+                                 backbone.get('out_indices', -1))
     head = model.get('head')
     if isinstance(head, dict) and not neck and 'in_channels' in head \
             and head['in_channels'] != outputs[-1]:
@@ -69,6 +72,53 @@ def check_partialnet_config(cfg):
             f'model.head.in_channels is {head["in_channels"]}, but '
             f'PartialNet arch={name!r} ends with {outputs[-1]} channels; set '
             f'model.head.in_channels={outputs[-1]}')
+
+
+def _head_dicts(model, key):
+    """(config key, head dict) of ``model[key]``: one head or a list."""
+    heads = model.get(key)
+    if isinstance(heads, dict):
+        return [(f'model.{key}', heads)]
+    if isinstance(heads, (list, tuple)):
+        return [(f'model.{key}[{i}]', head) for i, head in enumerate(heads)
+                if isinstance(head, dict)]
+    return []
+
+
+def check_segmentation_heads(model, outputs, name, out_indices):
+    """mmseg heads that read the backbone directly (no neck): each
+    ``in_channels`` must be the widths of the outputs ``in_index`` picks.
+
+    ``decode_head`` (UperNet's ``UPerHead``: all four stages) and
+    ``auxiliary_head`` (an ``FCNHead`` on stage 3, or a list of heads);
+    ``in_index`` indexes the backbone's outputs, -1 by default as in
+    mmseg's ``BaseDecodeHead``.
+    """
+    for key, head in _head_dicts(model, 'decode_head') + \
+            _head_dicts(model, 'auxiliary_head'):
+        if 'in_channels' not in head:
+            continue
+        in_index = head.get('in_index', -1)
+        indices = list(in_index) if isinstance(in_index, (list, tuple)) \
+            else [in_index]
+        for i in indices:
+            if not -len(outputs) <= i < len(outputs):
+                raise ConfigError(
+                    f'{key}.in_index has entry {i}, but PartialNet '
+                    f'arch={name!r} with out_indices {out_indices} returns '
+                    f'{len(outputs)} outputs (valid indices 0-'
+                    f'{len(outputs) - 1})')
+        expected = [outputs[i] for i in indices]
+        if not isinstance(in_index, (list, tuple)):
+            expected = expected[0]
+        given = head['in_channels']
+        given = list(given) if isinstance(given, (list, tuple)) else given
+        if given != expected:
+            raise ConfigError(
+                f'{key}.in_channels is {given}, but PartialNet '
+                f'arch={name!r} with out_indices {out_indices} gives '
+                f'{expected} channels at in_index {in_index}; set '
+                f'{key}.in_channels={expected}')
 
 
 def partialnet_backbone_problem(cfg, path):
