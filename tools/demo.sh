@@ -1,34 +1,28 @@
 #!/usr/bin/env bash
-# The main job on the embedded default data, from a fresh clone:
+# The main job on embedded data, from a fresh clone: the paper's workflow in
+# miniature (tools/toy_pipeline.py, mmpartial/apis/toy_pipeline.py):
 #   1. create or reuse .venv (tools/ensure_venv.sh);
-#   2. write the toy COCO set to data/toy_coco (kept if already there);
-#   3. train PartialNet-T0 Mask R-CNN on it (configs/mask-rcnn_partialnet-t0_toy.py),
-#      evaluating COCO bbox + segm AP at the end;
-#   4. test the final checkpoint and save pictures of its predictions.
+#   2. write the toy shapes classification set and the toy COCO set under
+#      data/ (kept while unchanged);
+#   3. pretrain PartialNet-T0 as a classifier on the shapes
+#      (configs/partialnet-t0_toy-shapes.py);
+#   4. hand its backbone to Mask R-CNN (init_cfg, prefix='backbone.') and
+#      train it on the toy COCO set (configs/mask-rcnn_partialnet-t0_toy.py);
+#   5. COCO bbox + segm AP of the final checkpoint, pictures of its
+#      predictions, and the paper's tables of both stages.
 # Every run gets its own work dir, so earlier runs are never overwritten.
-# Extra arguments go to tools/train.py (e.g. --cfg-options train_cfg.max_epochs=2).
+# Extra arguments go to tools/toy_pipeline.py
+# (e.g. --detect-options train_cfg.max_epochs=2 for a quick look).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash tools/ensure_venv.sh
-py="$root/.venv/bin/python"
-config=configs/mask-rcnn_partialnet-t0_toy.py
-data=data/toy_coco
 work_dir="work_dirs/demo_$(date +%Y%m%d_%H%M%S)"
-
-if [[ ! -f "$data/annotations/instances_val2017.json" ]]; then
-    "$py" tools/make_toy_coco.py "$data" --train 64 --val 16 --seed 0
-fi
-echo "== training $config (log and checkpoints in $work_dir)"
-"$py" tools/train.py "$config" --work-dir "$work_dir" "$@"
-ckpt="$(cat "$work_dir/last_checkpoint")"
-echo "== testing $ckpt"
-"$py" tools/test.py "$config" "$ckpt" --work-dir "$work_dir/test" \
-    --show-dir "$work_dir/pictures"
-log="$(ls -t "$work_dir"/*/*.log | tail -n 1)"
+start=$(date +%s)
+"$root/.venv/bin/python" tools/toy_pipeline.py --work-dir "$work_dir" "$@"
 echo
-echo "Done."
-echo "  training log:  $log"
-echo "  checkpoint:    $ckpt"
-echo "  pictures:      $work_dir/pictures (ground truth left, prediction right)"
-echo "  COCO AP:       the 'coco/bbox_mAP' and 'coco/segm_mAP' lines above"
+echo "Done in $(( $(date +%s) - start )) s."
+echo "  classifier:  $work_dir/pretrain"
+echo "  detector:    $work_dir/detect (logs, checkpoints, COCO AP)"
+echo "  pictures:    $work_dir/pictures (ground truth left, prediction right)"
+echo "  tables:      $work_dir/results.md"
