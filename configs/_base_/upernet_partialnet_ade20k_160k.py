@@ -1,0 +1,71 @@
+# UperNet with a PartialNet backbone on ADE20K, the recipe backbone papers
+# report (Swin, ConvNeXt, InceptionNeXt): 512x512 crops, 160k iterations of
+# AdamW (lr 6e-5, betas (0.9, 0.999), weight decay 0.01, none on norms and
+# the attention's position-bias table), 1500 iterations of linear warmup,
+# then poly decay (power 1.0) to 0; 8 GPUs x 2 images; an auxiliary FCN head
+# on stage 3. Everything else is mmseg's own UperNet and ADE20K base config.
+_base_ = [
+    'mmseg::_base_/models/upernet_r50.py',
+    'mmseg::_base_/datasets/ade20k.py',
+    'mmseg::_base_/default_runtime.py',
+    'mmseg::_base_/schedules/schedule_160k.py',
+]
+custom_imports = dict(imports=['mmpartial'], allow_failed_imports=False)
+# Guard rails for any tool that builds runners from the registry (this
+# repository's tools/train.py, mmseg's own): CPU DDP over gloo, resume from
+# the newest complete checkpoint, a checkpoint that does not fit the model
+# is an error naming the file.
+runner_type = 'mmpartial.CheckedRunner'
+
+crop_size = (512, 512)
+num_classes = 150
+model = dict(
+    # mmseg's base model names an ImageNet ResNet here; the backbone's own
+    # init_cfg says what it starts from.
+    pretrained=None,
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(
+        _delete_=True,
+        type='mmpartial.PartialNet',
+        arch='t2',
+        out_indices=(0, 1, 2, 3),
+        # A BN on every stage output, as the reference detection model has.
+        out_norm=True,
+        frozen_stages=0,
+        norm_eval=False,
+        # Set checkpoint to an ImageNet checkpoint of the same variant, e.g.
+        # --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/\
+        # partialnet-t2_in1k/epoch_300.pth; None trains from scratch.
+        init_cfg=dict(type='Pretrained', checkpoint=None,
+                      prefix='backbone.')),
+    # C, 2C, 4C, 8C channels; the auxiliary head reads stage 3 (4C).
+    decode_head=dict(in_channels=[64, 128, 256, 512],
+                     num_classes=num_classes),
+    auxiliary_head=dict(in_channels=256, num_classes=num_classes))
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999),
+                   weight_decay=0.01),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.,
+        custom_keys={'.bias_table': dict(decay_mult=0.)}))
+max_iters = 160000
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
+         end=1500),
+    dict(type='PolyLR', eta_min=0., power=1.0, by_epoch=False, begin=1500,
+         end=max_iters)
+]
+# The recipe's lr is for 8 GPUs x 2 images; `--auto-scale-lr` rescales it.
+auto_scale_lr = dict(enable=False, base_batch_size=16)
+
+# mmseg's ADE20KDataset plus checks: a label map with values that are not
+# classes is an error naming the file, a palette that does not fit the
+# classes is refused.
+train_dataloader = dict(
+    batch_size=2,
+    dataset=dict(type='mmpartial.CheckedADE20KDataset'))
+val_dataloader = dict(dataset=dict(type='mmpartial.CheckedADE20KDataset'))
+test_dataloader = val_dataloader

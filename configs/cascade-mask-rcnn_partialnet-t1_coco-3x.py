@@ -1,0 +1,5 @@
+_base_ = './_base_/cascade-mask-rcnn_partialnet_fpn_ms-3x_coco.py'
+
+model = dict(
+    backbone=dict(arch='t1'),
+    neck=dict(in_channels=[48, 96, 192, 384]))

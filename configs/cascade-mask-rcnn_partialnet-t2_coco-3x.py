@@ -1,0 +1,5 @@
+_base_ = './_base_/cascade-mask-rcnn_partialnet_fpn_ms-3x_coco.py'
+
+model = dict(
+    backbone=dict(arch='t2'),
+    neck=dict(in_channels=[64, 128, 256, 512]))
