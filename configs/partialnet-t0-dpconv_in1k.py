@@ -1,23 +1,28 @@
-# PartialNet-T0 with DPConv (spec, "DPConv"): the convolution of every PAT
-# layer learns its split ratio, starting at the fixed 1/4. The regularisers
-# (loss_dpconv_complexity, loss_dpconv_ordering), the warm-up and the ratio
-# logs (dpconv_mean_ratio, dpconv_budget_usage) come from DPConvHook, which
-# reads the options below from the backbone.
+# PartialNet-T0 with DPConv (spec, "DPConv"): every PAT layer learns its
+# split, the convolution taking the first r*C channels and the attention
+# (PAT_ch's channel attention, PAT_sf's self-attention) the rest, starting
+# at the fixed 1/4. The complexity term (the reference's multiplicative
+# form: task losses times (T / R)**alpha, R and T in MACs of both
+# branches), the ordering term, the warm-up and the ratio logs
+# (dpconv_mean_ratio, dpconv_budget_usage, dpconv_loss_factor) come from
+# DPConvHook, which reads the options below from the backbone.
 _base_ = './partialnet-t0_in1k.py'
 
 model = dict(
     backbone=dict(
         dpconv=dict(
-            budget=2.,  # T = sum_l C_l**2 / budget**2: ratio 1/4 on average
-            theta=0.5,  # lower bound theta * T (0 = none)
-            complexity_weight=0.01,
+            mode='split',
+            loss_form='multiplicative',
+            budget=2.,  # T = the cost at the split 1 / budget**2 (1/4)
+            theta=0.,  # lower bound theta * T off, as the reference
+            alpha=0.01,
             ordering_weight=1.,
             warmup_epochs=0,  # epochs with the fixed 1/4 split first
             init_gate=1e-8)))
 
-# No weight decay on the gates. The key names the DPConv parameter only
-# ('.gate' would also match PAT_ch's gate module); it is merged with the
-# base config's custom_keys.
+# No weight decay on the gates (decay never flips a gate but pulls it to
+# the flip point). The key names the DPConv parameter only ('.gate' would
+# also match PAT_ch's gate modules).
 optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={'dpconv.gate': dict(decay_mult=0.)}))
 

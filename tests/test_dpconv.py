@@ -1,9 +1,15 @@
+"""DPConv itself, and a PAT layer whose split a DPConv learns (the layers;
+the network, the hook and the configs are in test_dpconv_integration.py)."""
 import itertools
 
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmpartial.models.layers import (PartialAttnBlock, PartialBlock,
+                                     PATChannel, PATSelfAttention)
 from mmpartial.models.layers.dpconv import DPConv, binarize_gate
 
 
@@ -339,3 +345,351 @@ def test_no_gates_after_deploy():
     assert layer.ordering_loss().item() == 0.
     with pytest.raises(RuntimeError, match='switch_to_deploy'):
         layer.mask()
+
+
+# ------------------------------------------------------------ fixed gates
+
+def test_fixed_gates_bound_the_split():
+    layer = DPConv(64, min_zeros=1, max_zeros=4, init_split=1 / 4)
+    assert layer.total_gates == 6 and layer.num_gates == 3
+    assert layer.gate.shape == (3, )
+    assert layer.gate_bits().tolist() == [0., 0., 1., 1., 1., 1.]
+    # All free gates 1: the most the layer convolves is half; all 0: 1/16.
+    set_gates(layer, [.5, .5, .5])
+    assert layer.split()['conv_channels'] == 32
+    set_gates(layer, [-.5, -.5, -.5])
+    split = layer.split()
+    assert split['conv_channels'] == 4 and split['zero_gates'] == 4
+    assert layer.complexity().item() == 64 * 64 / 16
+    # Gradients reach the free gates only (the fixed ones are constants).
+    layer.complexity().backward()
+    assert layer.gate.grad.shape == (3, ) and (layer.gate.grad != 0).all()
+    with pytest.raises(ValueError, match=r'\[1, 4\]'):
+        DPConv(64, min_zeros=1, max_zeros=4, init_split=1.)
+    with pytest.raises(ValueError, match='max_zeros'):
+        DPConv(64, max_zeros=7)
+    with pytest.raises(ValueError, match='max_zeros'):
+        DPConv(64, min_zeros=3, max_zeros=2)
+
+
+def test_conv_indicator_is_the_conv_mask_diagonal():
+    for channels in (16, 48, 12):
+        layer = DPConv(channels)
+        for bits in itertools.product((0, 1), repeat=layer.num_gates):
+            set_gates(layer, [0.5 if b else -0.5 for b in bits])
+            assert torch.equal(layer.conv_indicator(),
+                               layer.conv_mask().diagonal())
+
+
+def test_random_init_and_group_train_form():
+    torch.manual_seed(5)
+    layer = DPConv(32, init_split='random', train_form='group')
+    torch.testing.assert_close(layer.gate.abs(), torch.full((5, ), 1e-8))
+    assert len(set(layer.gate.sign().tolist())) == 2  # a random split
+    x = torch.randn(2, 32, 6, 6)
+    with torch.no_grad():
+        layer.weight.normal_(std=.1)
+        # Training mode: the reference's group convolution over all
+        # channels; eval mode: the partial convolution it deploys.
+        train = layer.train()(x)
+        group = F.conv2d(x, layer.weight * layer.mask()[:, :, None, None],
+                         padding=1)
+        torch.testing.assert_close(train, group)
+        partial = layer.eval()(x)
+        layer.switch_to_deploy()
+        torch.testing.assert_close(layer(x), partial, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match='train_form'):
+        DPConv(32, train_form='grouped')
+
+
+# ------------------------------------------- PAT layers with a learned split
+
+@torch.no_grad()
+def randomize(module, seed=0):
+    """Non-trivial weights, norm statistics and iRPE tables (the DPConv
+    gates, which set the split, are left as they are)."""
+    gen = torch.Generator().manual_seed(seed)
+    for name, param in module.named_parameters():
+        if name.endswith('dpconv.gate'):
+            continue
+        noise = torch.randn(param.shape, generator=gen)
+        if 'norm' in name and name.endswith('weight'):
+            param.copy_(1 + .3 * noise)
+        else:
+            param.copy_(.2 * noise)
+    for sub in module.modules():
+        if isinstance(sub, _BatchNorm):
+            sub.running_mean.copy_(
+                .3 * torch.randn(sub.running_mean.shape, generator=gen))
+            sub.running_var.copy_(
+                .5 + torch.rand(sub.running_var.shape, generator=gen))
+    return module
+
+
+def pat_pair(kind, channels, n_div, **kwargs):
+    """A PAT layer with a DPConv at the split 1/n_div and the plain PAT
+    layer with that n_div, in eval mode, the plain one's weights mapped by
+    hand from the first's masked training form (no dropout)."""
+    if kind == 'ch':
+        learned = PATChannel(channels, n_div, dpconv=dict(), **kwargs)
+        plain = PATChannel(channels, n_div, **kwargs)
+    else:
+        extra = dict(attn_drop=0., proj_drop=0.)
+        learned = PATSelfAttention(channels, n_div, dpconv=dict(), **extra)
+        plain = PATSelfAttention(channels, n_div, **extra)
+    randomize(learned).eval()
+    n = channels // n_div
+    own = learned.state_dict()
+    mapped = {'conv.weight': own['dpconv.weight'][:n, :n]}
+    if kind == 'ch':
+        for key, value in plain.state_dict().items():
+            if key == 'conv.weight':
+                continue
+            full = own['masked_' + key]
+            if key.endswith('num_batches_tracked'):
+                mapped[key] = full
+            elif key == 'gate.conv.weight':
+                mapped[key] = full[n:, n:]
+            else:
+                mapped[key] = full[n:]
+    else:
+        d = channels - n
+        mapped.update({
+            'norm.weight': own['masked_norm.weight'][n:],
+            'norm.bias': own['masked_norm.bias'][n:],
+            'attn.qkv.weight': own['masked_attn.qkv.weight'].view(
+                3, channels, channels)[:, n:, n:].reshape(3 * d, d),
+            'attn.proj.weight': own['masked_attn.proj.weight'][n:, n:],
+            'attn.proj.bias': own['masked_attn.proj.bias'][n:],
+            'attn.rel_pos.bias_table':
+            own['masked_attn.rel_pos.bias_table'],
+        })
+    plain.load_state_dict(mapped, strict=True)
+    return learned, plain.eval()
+
+
+def count_macs(module, x):
+    """fvcore's multiply-adds of convolutions, linear layers and matrix
+    products (its norm counts left out), per image of ``x``."""
+    from fvcore.nn import FlopCountAnalysis
+    flops = FlopCountAnalysis(module, x)
+    flops.unsupported_ops_warnings(False)
+    flops.uncalled_modules_warnings(False)
+    by_op = flops.by_operator()
+    return sum(by_op.get(op, 0) for op in ('conv', 'linear', 'matmul',
+                                           'addmm', 'bmm')) / x.shape[0]
+
+
+def hand_macs(kind, channels, n, height, width):
+    tokens = height * width
+    d = channels - n
+    attn = 2 * d * d if kind == 'ch' else \
+        4 * tokens * d * d + 2 * tokens * tokens * d
+    return 9 * tokens * n * n + attn
+
+
+@pytest.mark.parametrize('kind', ['ch', 'sf'])
+@pytest.mark.parametrize('n_div', [2, 4])
+def test_learned_split_at_one_over_n_is_the_plain_layer(kind, n_div):
+    channels, h, w = 64, 7, 6
+    learned, plain = pat_pair(kind, channels, n_div)
+    n = channels // n_div
+    assert learned.dpconv.split()['conv_channels'] == n
+    x = torch.randn(2, channels, h, w)
+    with torch.no_grad():
+        ref = plain(x)
+        # The masked training form (eval mode) computes the plain layer.
+        torch.testing.assert_close(learned(x), ref, atol=1e-5, rtol=1e-4)
+        learned.switch_to_deploy()
+        plain.switch_to_deploy()
+        out = learned(x)
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(plain(x), ref, atol=1e-5, rtol=1e-4)
+    # Same structure: the plain layer's modules, shapes and (sliced)
+    # weights; of the DPConv only its record of the split is left.
+    state = learned.state_dict()
+    assert set(state) - set(plain.state_dict()) == {'dpconv.split_stats'}
+    for key, value in plain.state_dict().items():
+        torch.testing.assert_close(state[key], value, atol=1e-6, rtol=1e-5)
+    assert [type(m) for m in learned.children() if m is not learned.dpconv
+            ] == [type(m) for m in plain.children()]
+    assert not any(p.numel() for p in learned.dpconv.parameters())
+    # Same MACs, counted by fvcore, by hand and by the regulariser's count.
+    macs = count_macs(learned, x)
+    assert macs == count_macs(plain, x)
+    assert macs == hand_macs(kind, channels, n, h, w)
+    assert learned.complexity((h, w)).item() == macs
+
+
+@pytest.mark.parametrize('kind', ['ch', 'sf'])
+def test_masked_training_form_matches_the_plain_layer_in_train_mode(kind):
+    # Batch statistics per channel, dropout off: the masked form trains
+    # what the plain layer at that split would.
+    learned, plain = pat_pair(kind, 64, 4)
+    learned.train()
+    plain.train()
+    x = torch.randn(3, 64, 5, 5)
+    torch.testing.assert_close(learned(x), plain(x), atol=1e-5, rtol=1e-4)
+    if kind == 'ch':
+        for name in ('gate.norm', 'norm'):
+            full = learned.get_submodule('masked_' + name)
+            torch.testing.assert_close(
+                full.running_mean[16:],
+                plain.get_submodule(name).running_mean)
+
+
+@pytest.mark.parametrize('kind', ['ch', 'sf'])
+def test_gradients_reach_the_gates_through_both_branches(kind):
+    torch.manual_seed(6)
+    layer = randomize(
+        PATChannel(64, dpconv=dict()) if kind == 'ch' else
+        PATSelfAttention(64, dpconv=dict(), attn_drop=0., proj_drop=0.))
+    x = torch.randn(2, 64, 6, 6)
+    probe = torch.randn(2, 64, 6, 6)
+
+    def gate_grad():
+        layer.zero_grad()
+        (layer(x) * probe).sum().backward()
+        return layer.dpconv.gate.grad.clone()
+
+    both = gate_grad()
+    assert (both != 0).all()
+    # The attention branch alone: no convolution at all.
+    with torch.no_grad():
+        layer.dpconv.weight.zero_()
+    assert (gate_grad() != 0).all()
+    # The convolution alone: the attention branch outputs zeros.
+    randomize(layer)
+    with torch.no_grad():
+        if kind == 'ch':
+            layer.masked_norm.weight.zero_()
+            layer.masked_norm.bias.zero_()
+        else:
+            layer.masked_attn.proj.weight.zero_()
+            layer.masked_attn.proj.bias.zero_()
+    assert (gate_grad() != 0).all()
+    # The cost (both branches' MACs) is differentiable too.
+    layer.zero_grad()
+    layer.complexity().backward()
+    assert (layer.dpconv.gate.grad != 0).all()
+
+
+def test_cost_counts_both_branches():
+    # PAT_ch at 56x56: halving the convolution saves far more than the
+    # bigger gate costs. PAT_sf at 7x7: the attention costs more than the
+    # convolution, so giving it more channels costs more.
+    ch = PATChannel(32, dpconv=dict())
+    sf = PATSelfAttention(256, dpconv=dict())
+    for layer, hw, cheaper in ((ch, (56, 56), True), (sf, (7, 7), False)):
+        quarter = layer.complexity(hw).item()
+        assert quarter == hand_macs('ch' if layer is ch else 'sf',
+                                    layer.channels, layer.channels // 4,
+                                    *hw)
+        assert layer.budget_complexity(2., hw) == quarter
+        set_gates(layer.dpconv, [-.5] * layer.dpconv.num_gates)
+        assert (layer.complexity(hw).item() < quarter) == cheaper
+    with pytest.raises(RuntimeError, match='input size'):
+        PATChannel(32, dpconv=dict()).complexity()
+
+
+@pytest.mark.parametrize('kind', ['ch', 'sf'])
+def test_gates_out_of_order_deploy_by_permutation(kind):
+    torch.manual_seed(7)
+    channels = 64
+    if kind == 'ch':
+        layer = PATChannel(channels, dpconv=dict())
+    else:
+        layer = PATSelfAttention(channels, dpconv=dict(), attn_drop=0.,
+                                 proj_drop=0.)
+    randomize(layer).eval()
+    gates = layer.dpconv.num_gates
+    set_gates(layer.dpconv, ([.5, -.5] * gates)[:gates])
+    split = layer.dpconv.split()
+    assert not split['ordered']
+    x = torch.randn(2, channels, 5, 6)
+    with torch.no_grad():
+        ref = layer(x)
+        layer.switch_to_deploy()
+        assert layer.channel_perm is not None
+        torch.testing.assert_close(layer(x), ref, atol=1e-5, rtol=1e-4)
+    assert layer.dpconv.split() == split
+    conv_index = layer.channel_perm[:layer.conv_channels]
+    assert not torch.equal(conv_index, torch.arange(layer.conv_channels))
+
+
+@pytest.mark.parametrize('block_type', [PartialBlock, PartialAttnBlock])
+@pytest.mark.parametrize('ordered', [True, False])
+def test_block_with_learned_split_deploys(block_type, ordered):
+    torch.manual_seed(8)
+    extra = dict(attn_drop=0., proj_drop=0.) \
+        if block_type is PartialAttnBlock else {}
+    block = randomize(block_type(64, dpconv=dict(), **extra)).eval()
+    dpconv = block.token_mixer.dpconv
+    values = [.5, -.5, .5, -.5, .5] if not ordered else \
+        [-.5, .5, .5, .5, .5]
+    set_gates(dpconv, values[:dpconv.num_gates])
+    x = torch.randn(2, 64, 6, 6)
+    with torch.no_grad():
+        ref = block(x)
+        block.switch_to_deploy()
+        out = block(x)
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    # PAT_ch's norm after the gating is folded into fc1, also when its
+    # channels are scattered back to a strided set.
+    assert not any(isinstance(m, _BatchNorm) for m in block.modules())
+
+
+def test_plain_checkpoint_loads_into_a_learned_split():
+    torch.manual_seed(9)
+    for plain, learned in (
+            (PATChannel(64), PATChannel(64, dpconv=dict())),
+            (PATSelfAttention(64, attn_drop=0., proj_drop=0.),
+             PATSelfAttention(64, dpconv=dict(), attn_drop=0.,
+                              proj_drop=0.))):
+        randomize(plain, seed=1).eval()
+        randomize(learned, seed=2).eval()
+        gate = learned.dpconv.gate.clone()
+        result = learned.load_state_dict(plain.state_dict(), strict=True)
+        assert not result.missing_keys and not result.unexpected_keys
+        assert torch.equal(learned.dpconv.gate, gate)
+        x = torch.randn(2, 64, 5, 5)
+        with torch.no_grad():
+            torch.testing.assert_close(learned(x), plain(x), atol=1e-5,
+                                       rtol=1e-4)
+
+
+def test_pat_layer_split_arguments():
+    # PAT_sf keeps an attention width its heads divide: 1/2 .. 1/64 for
+    # 256 channels and 4 heads; 1/2 .. 1/32 for 384 (= 2**7 * 3).
+    assert PATSelfAttention.max_halvings(256, 4) == 6
+    assert PATSelfAttention.max_halvings(384, 4) == 5
+    layer = PATSelfAttention(256, dpconv=dict())
+    assert (layer.dpconv.min_zeros, layer.dpconv.max_zeros) == (1, 6)
+    assert (PATChannel(48, dpconv=dict()).dpconv.max_zeros ==
+            DPConv(48).total_gates)
+    with pytest.raises(ValueError, match='no split'):
+        PATSelfAttention(6, num_heads=4, dpconv=dict())
+    with pytest.raises(ValueError, match='power of two'):
+        PATChannel(64, n_div=3, dpconv=dict())
+    with pytest.raises(ValueError, match='either conv'):
+        PATChannel(64, dpconv=dict(), conv=nn.Conv2d(16, 16, 3, padding=1))
+    with pytest.raises(ValueError, match='unknown DPConv option'):
+        PATChannel(64, dpconv=dict(budget=2))
+    with pytest.raises(ValueError, match='init_split'):
+        PATSelfAttention(256, dpconv=dict(init_split=1 / 256))
+    with pytest.raises(TypeError, match='channel_attn'):
+        PATChannel(64, channel_attn=1)
+
+
+def test_plain_partial_convolution_switch():
+    # channel_attn=False: FasterNet's partial convolution, the rest
+    # passed through unchanged.
+    layer = PATChannel(64, channel_attn=False).eval()
+    assert [name for name, _ in layer.named_parameters()] == ['conv.weight']
+    x = torch.randn(2, 64, 5, 5)
+    with torch.no_grad():
+        out = layer(x)
+        assert torch.equal(out[:, 16:], x[:, 16:])
+        torch.testing.assert_close(out[:, :16], layer.conv(x[:, :16]))
+        layer.switch_to_deploy()
+        torch.testing.assert_close(layer(x), out)

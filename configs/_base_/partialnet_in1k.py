@@ -2,7 +2,8 @@
 # recipes"): 300 epochs of AdamW with a cosine schedule after 20 warmup
 # epochs (from lr 1e-6, down to 1e-5), mixed precision, label smoothing 0.1,
 # Mixup + CutMix, RandAugment, bicubic resizing, training at 192 px until
-# epoch 280 and at 224 px after, testing at resize 248 / center crop 224.
+# epoch 280 and at 224 px after, testing at resize 248 / center crop 224,
+# weight decay on every parameter.
 # The variant files set the arch and what differs per variant.
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
@@ -10,6 +11,11 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['mmpartial'], allow_failed_imports=False)
+# Guard rails for any tool that builds runners from the registry (this
+# repository's tools/train.py, mmdet's and mmpretrain's own): CPU DDP over
+# gloo, resume from the newest complete checkpoint, a checkpoint that does
+# not fit the model is an error naming the file.
+runner_type = 'mmpartial.CheckedRunner'
 
 model = dict(
     type='ImageClassifier',
@@ -71,14 +77,18 @@ optim_wrapper = dict(
     _delete_=True,
     type='AmpOptimWrapper',
     loss_scale='dynamic',
+    # Weight decay on every parameter, norms, biases and the iRPE
+    # position-bias table included, as the reference applies it (AdamW's
+    # decoupled decay, no paramwise_cfg).
     optimizer=dict(type='AdamW', lr=base_lr, weight_decay=0.03, eps=1e-8,
-                   betas=(0.9, 0.999)),
-    # Norms, biases and the attention's position-bias table get no weight
-    # decay, as usual for AdamW recipes.
-    paramwise_cfg=dict(
-        norm_decay_mult=0.,
-        bias_decay_mult=0.,
-        custom_keys={'.bias_table': dict(decay_mult=0.)}))
+                   betas=(0.9, 0.999)))
+# The mmpretrain convention instead (no decay on norms, biases and the
+# position-bias tables): in a config that inherits this one, set
+#     optim_wrapper = dict(paramwise_cfg=_base_.mmpretrain_paramwise_cfg)
+mmpretrain_paramwise_cfg = dict(
+    norm_decay_mult=0.,
+    bias_decay_mult=0.,
+    custom_keys={'.bias_table': dict(decay_mult=0.)})
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6 / base_lr, by_epoch=True,
          begin=0, end=warmup_epochs, convert_to_iter_based=True),

@@ -6,7 +6,8 @@ from mmengine.runner import IterBasedTrainLoop
 
 from mmpartial.models.backbones.dpconv_cfg import parse_dpconv_cfg
 from mmpartial.models.losses import DPConvLoss
-from mmpartial.models.utils import named_dpconvs
+from mmpartial.models.utils.dpconv_summary import (named_dpconv_costs,
+                                                   named_dpconvs)
 from mmpartial.registry import HOOKS
 
 
@@ -29,27 +30,34 @@ def _short_names(names):
 
 @HOOKS.register_module()
 class DPConvHook(Hook):
-    """Train the DPConv layers of a model: regularisers, warm-up, logs.
+    """Train the DPConv layers of a model: regulariser, warm-up, logs.
 
     One mechanism for every model (classifier, detector, ...): in
     ``before_train`` the hook finds every DPConv of the (unwrapped) model
     and registers a forward hook on the model. Whenever the model is called
-    with ``mode='loss'`` and returns a dict of losses, two entries are added
-    to that dict (see :class:`~mmpartial.models.losses.DPConvLoss` for the
-    formula and why it is additive)::
+    with ``mode='loss'`` and returns a dict of losses, the complexity term
+    is applied to that dict (see
+    :class:`~mmpartial.models.losses.DPConvLoss`), in the form the
+    backbone's ``loss_form`` says:
 
-        loss_dpconv_complexity = complexity_weight * (relu(log(R / T))
-                                                      + relu(log(theta*T / R)))
-        loss_dpconv_ordering = ordering_weight * sum_l ordering_loss_l
+    - ``'multiplicative'`` (default, the reference's): every task loss
+      (every key containing ``'loss'`` that is not a DPConv regulariser; a
+      tensor or a list of tensors, as mmdet's per-level losses) is
+      multiplied by ``(T / R)**alpha``, ``alpha = -|alpha|`` when
+      ``R > T``, ``+|alpha|`` when ``R < theta * T``, else 0. The logged
+      task losses are the scaled ones; the factor itself is logged as
+      ``dpconv_loss_factor``.
+    - ``'additive'``: ``loss_dpconv_complexity = complexity_weight *
+      (relu(log(R / T)) + relu(log(theta * T / R)))`` is added.
 
-    with ``R = sum_l nnz(U_l)`` and ``T = sum_l C_l**2 / budget**2``.
-    mmengine's ``parse_losses`` adds every key containing ``loss`` to the
-    total and logs each one. Additive, not the reference's multiplicative
-    ``L * (T / R)**alpha``: the terms are the logarithm of that factor, so
-    they push ``R`` in the same direction in the same zones, but they
-    compose with any model's dict of losses and leave the logged task
-    losses unscaled. The reference's push also scales with the task loss
-    ``L``; ``complexity_weight = 0.01 * L`` matches it at a loss ``L``.
+    Both add ``loss_dpconv_ordering = ordering_weight * sum_l
+    ordering_loss_l``. ``R`` sums the cost of every learned split: for a PAT
+    layer whose split a DPConv learns, the multiply-adds of both its
+    branches at the input size of that forward, so the budget ``T`` (the
+    same count at the split ``1 / budget**2``) is a number of MACs; for a
+    DPConv that replaces a token mixer (``auto_div``), the paper's
+    ``nnz(U)`` against ``C**2 / budget**2``. mmengine's ``parse_losses``
+    adds every key containing ``loss`` to the total and logs each one.
 
     The settings come from the backbone's ``dpconv_cfg`` (the checked
     ``PartialNet(dpconv=dict(...))``), so a config only needs
@@ -57,27 +65,30 @@ class DPConvHook(Hook):
     ``custom_hooks=[dict(type='mmpartial.DPConvHook')]``.
 
     Warm-up: for epochs ``< warmup_epochs`` the gates are frozen
-    (``gates_frozen=True``: the split stays at ``1 / n_div``), after that
+    (``gates_frozen=True``: the split stays at its start), after that
     they learn. Iteration-based loops count epochs as passes over the
     training dataloader.
 
-    Logs: ``dpconv_mean_ratio`` (mean of the layer ratios) and
-    ``dpconv_budget_usage`` (``R / T``) go to the message hub every
-    iteration, so they appear in every log line; every ``interval``
-    iterations the ratio of every layer is logged as text.
+    Logs: ``dpconv_mean_ratio`` (mean of the layer ratios),
+    ``dpconv_budget_usage`` (``R / T``) and, in the multiplicative form,
+    ``dpconv_loss_factor`` go to the message hub every iteration, so they
+    appear in every log line; every ``interval`` iterations the ratio of
+    every layer is logged as text.
 
-    Weight decay: give the gates none, with the optimiser's
+    Weight decay: the paper's split (``mode='split'``) configs give the
+    gates none, with the optimiser's
     ``paramwise_cfg=dict(custom_keys={'dpconv.gate': dict(decay_mult=0.)})``
-    (PartialNet's DPConvs are the ``dpconv`` of its PAT layers; ``'.gate'``
-    alone would also match PAT_ch's ``gate`` module). Decay never flips a
-    gate but pulls it towards the flip point.
+    (``'.gate'`` alone would also match PAT_ch's gate modules); decay never
+    flips a gate but pulls it towards the flip point. The reference
+    (``auto_div``) decays them like every other parameter.
 
     Args:
         interval (int): Iterations between per-layer ratio logs. Defaults
             to 50.
     """
     priority = 'NORMAL'
-    _loss_args = ('budget', 'theta', 'complexity_weight', 'ordering_weight')
+    _loss_args = ('budget', 'theta', 'alpha', 'complexity_weight',
+                  'ordering_weight')
 
     def __init__(self, interval=50):
         if isinstance(interval, bool) or not isinstance(interval, int) \
@@ -87,6 +98,7 @@ class DPConvHook(Hook):
         self.interval = interval
         self._handle = None
         self._frozen = None
+        self._factor = None
 
     @staticmethod
     def _find_cfg(model, logger):
@@ -116,17 +128,19 @@ class DPConvHook(Hook):
         self.cfg = self._find_cfg(model, runner.logger)
         self.names = _short_names([name for name, _ in named])
         self.layers = [layer for _, layer in named]
-        self.loss = DPConvLoss(self.layers,
+        self.loss = DPConvLoss([unit for _, unit in named_dpconv_costs(model)],
+                               form=self.cfg['loss_form'],
                                **{k: self.cfg[k] for k in self._loss_args})
         self.remove()
         self._handle = model.register_forward_hook(self._add_losses,
                                                    with_kwargs=True)
         self._frozen = None
         runner.logger.info(
-            f'DPConvHook: {len(self.layers)} DPConv layers, budget T = '
-            f'{self.loss.target:.0f} (budget {self.cfg["budget"]}, theta '
-            f'{self.cfg["theta"]}), warm-up {self.cfg["warmup_epochs"]} '
-            f'epoch(s); {self._ratio_text()}')
+            f'DPConvHook: {len(self.layers)} DPConv layers '
+            f'({self.cfg["mode"]}), {self.cfg["loss_form"]} complexity term,'
+            f' budget {self.cfg["budget"]}, theta {self.cfg["theta"]}, '
+            f'warm-up {self.cfg["warmup_epochs"]} epoch(s); '
+            f'{self._ratio_text()}')
 
     def remove(self):
         """Take the forward hook off the model."""
@@ -139,6 +153,8 @@ class DPConvHook(Hook):
         mode = kwargs.get('mode', args[2] if len(args) > 2 else None)
         if mode != 'loss' or not isinstance(output, dict):
             return None
+        if self.loss.form == 'multiplicative':
+            self._factor = self.loss.scale_losses(output).detach()
         output.update(self.loss())
         return output
 
@@ -167,7 +183,7 @@ class DPConvHook(Hook):
     @torch.no_grad()
     def _ratios(self):
         """Per-layer ratios and ``R / T``, read with one device sync."""
-        values = [layer.conv_mask().diagonal().sum() / layer.channels
+        values = [layer.conv_indicator().sum() / layer.channels
                   for layer in self.layers]
         values.append(self.loss.complexity() / self.loss.target)
         *ratios, usage = torch.stack([v.float() for v in values]).tolist()
@@ -188,6 +204,9 @@ class DPConvHook(Hook):
         hub.update_scalar('train/dpconv_mean_ratio',
                           sum(ratios) / len(ratios))
         hub.update_scalar('train/dpconv_budget_usage', usage)
+        if self._factor is not None:
+            hub.update_scalar('train/dpconv_loss_factor',
+                              self._factor.item())
         if self.every_n_train_iters(runner, self.interval):
             runner.logger.info(f'DPConvHook: {self._ratio_text()}')
 
