@@ -1,24 +1,25 @@
 """Shared by test_deploy.py and test_onnx_export.py."""
-import importlib.util
 import os.path as osp
+import subprocess
+import sys
 
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from conftest import REPO
+from mmpartial.apis.deploy import (build_partialnet_model,
+                                   load_partialnet_config)
 
 CLS_CONFIG = osp.join(REPO, 'configs', 'partialnet-t0_toy-imagenet.py')
 DET_CONFIG = osp.join(REPO, 'configs', 'mask-rcnn_partialnet-t0_toy.py')
 
 
-def load_tool(name):
-    """Import ``tools/<name>.py`` as a module."""
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def run_tool(name, *args):
+    """Run ``tools/<name>.py`` with ``args`` from the repository root."""
+    return subprocess.run(
+        [sys.executable, f'tools/{name}.py', *map(str, args)], cwd=REPO,
+        capture_output=True, text=True, timeout=600)
 
 
 @torch.no_grad()
@@ -55,15 +56,25 @@ def relative_diff(outs, refs):
                for o, r in zip(outs, refs))
 
 
-def save_train_checkpoint(config, path, seed=0):
+def save_train_checkpoint(config, path, seed=0, spread_scores=False):
     """Build the model of ``config``, randomise it (weights with the
     spec's init, norms with :func:`randomize_norms`) and save it as an
-    mmengine checkpoint. Returns the model (eval mode)."""
-    from mmpartial.utils.deploy import build_model, load_model_config
+    mmengine checkpoint. Returns the model (eval mode).
+
+    With ``spread_scores`` (a detector), the last classification layers of
+    the RPN and the box head get weights of std 0.5 and 0.1 instead of
+    0.01, so
+    that scores lie well apart as in a trained detector (untrained, they
+    are all near 1 / (classes + 1) and their order is float noise).
+    """
     torch.manual_seed(seed)
-    model = build_model(load_model_config(config))
+    model = build_partialnet_model(load_partialnet_config(config))
     model.init_weights()
     randomize_norms(model, seed)
+    if spread_scores:
+        with torch.no_grad():
+            model.rpn_head.rpn_cls.weight.normal_(0, .5)
+            model.roi_head.bbox_head.fc_cls.weight.normal_(0, .1)
     torch.save(dict(state_dict=model.state_dict(),
                     meta=dict(epoch=1, dataset_meta=dict(
                         classes=['a', 'b', 'c', 'd']))), path)

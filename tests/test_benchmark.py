@@ -1,5 +1,6 @@
-"""tools/benchmark.py on tiny settings: it runs, its JSON holds positive
-numbers that agree with the model, and bad inputs fail with a clear message.
+"""tools/benchmark.py (mmpartial.apis.benchmark) on tiny settings: it runs,
+its JSON holds positive numbers that agree with the model, and bad inputs
+fail with a clear message.
 
 No test looks at speed: timings here are whatever a shared CPU gives.
 """
@@ -13,6 +14,17 @@ import pytest
 import torch
 
 from conftest import REPO
+from mmpartial.apis.benchmark import (UnsupportedError, arch_classifier_config,
+                                      build_benchmark_model, check_dtype,
+                                      count_macs, deploy_copy,
+                                      images_per_second, options_problem,
+                                      paired_speedup, summarize,
+                                      time_side_by_side)
+from mmpartial.apis.benchmark import devices
+from mmpartial.apis.benchmark.options import BenchmarkOptions
+from mmpartial.apis.benchmark.peak import (measure_peak, merge_peaks,
+                                           nominal_peak, record_gemms)
+from mmpartial.apis.benchmark.targets import ClassifierTarget
 
 TOOL = osp.join(REPO, 'tools', 'benchmark.py')
 # Seconds, not minutes: 64x64 images, 2 timed runs, a small matmul peak.
@@ -28,6 +40,10 @@ RUNS = {
     'arch': ['--arch', 't0', *TINY],
     'config': [osp.join(REPO, 'configs', 'partialnet-t0_in1k.py'), *TINY,
                '--form', 'train'],
+    # Training steps only, eager and compiled.
+    'train_step': ['--arch', 't0', '--img-size', '64', '64', '--batch', '2',
+                   '--repeats', '2', '--warmup', '1', '--train-step',
+                   '--no-inference', '--compile'],
     # Few proposals keep the detector's heads (not looked at) cheap.
     'detection': [
         osp.join(REPO, 'configs', 'mask-rcnn_partialnet-t0_coco.py'),
@@ -96,7 +112,13 @@ def test_arch_report(arch_run):
     assert machine['torch_version'] == torch.__version__
     assert machine['device_name'] and machine['device_type'] == 'cpu'
     assert 'fvcore' in report['mac_counting']
-    assert report['peak'][0]['gflops'] > 0
+    peak = report['peak'][0]
+    assert peak['gflops'] > 0
+    # The ceiling is the best of what it timed, the models' own matrix
+    # multiplies among them, before and after the models.
+    assert peak['gflops'] == max(p['gflops'] for p in peak['probes'])
+    assert {p['source'] for p in peak['probes']} == {'model', 'square'}
+    assert len(peak['runs_gflops']) == 2
 
     ok = rows(report)
     train = [row for row in ok if row['form'] == 'train']
@@ -110,8 +132,13 @@ def test_arch_report(arch_run):
                                            and deploy[0]['reason'])
     for row in ok:
         assert_positive_measurement(row)
-        assert 0 < row['macs_conv_linear_matmul'] < row['macs']
+        assert 0 < row['macs_conv_linear_matmul'] <= row['macs']
         assert row['gflops'] > 0 and row['peak_fraction'] > 0
+        assert row['peak_fraction_latency'] > 0
+        # GFLOP/s counts the matrix-multiply-like MACs, the peak's work.
+        assert row['gflops'] == pytest.approx(
+            2 * row['macs_conv_linear_matmul'] *
+            row['throughput']['images_per_s']['median'] / 1e9)
 
     # Deploy against train, timed side by side: every round has one pass
     # of each, and the speed-up pairs them round by round.
@@ -201,6 +228,18 @@ def test_small_image_is_rejected():
                  'at least 32')
 
 
+def test_options_are_checked_before_building():
+    """The checks behind the tool's one-line errors, as a function."""
+    assert 'exactly one' in options_problem(BenchmarkOptions())
+    assert 'at least 32' in options_problem(
+        BenchmarkOptions(arch='t0', img_size=[16]))
+    assert "unknown arch 't9'" in options_problem(BenchmarkOptions(arch='t9'))
+    options = BenchmarkOptions(arch='t0', dtype=['fp32', 'fp32'],
+                               form=['deploy', 'train', 'deploy'])
+    assert options_problem(options) is None
+    assert options.dtype == ['fp32'] and options.form == ['deploy', 'train']
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason='a GPU is present')
 def test_cuda_without_gpu():
     assert_fails(run_tool('--arch', 't0', '--device', 'cuda', *TINY),
@@ -208,36 +247,33 @@ def test_cuda_without_gpu():
 
 
 def test_unsupported_dtype_is_named(monkeypatch):
-    from mmpartial.benchmark import timing
 
     def no_half(device, dtype):
         if dtype is torch.float16:
             raise RuntimeError('"slow_conv2d_cpu" not implemented for '
                                "'Half'")
 
-    monkeypatch.setattr(timing, '_probe_dtype', no_half)
+    monkeypatch.setattr(devices, '_probe_dtype', no_half)
     cpu = torch.device('cpu')
-    timing.check_dtype(cpu, 'fp32')
-    timing.check_dtype(cpu, 'bf16')
-    with pytest.raises(timing.UnsupportedError,
+    devices.check_dtype(cpu, 'fp32')
+    devices.check_dtype(cpu, 'bf16')
+    with pytest.raises(UnsupportedError,
                        match=r"--dtype fp16 is not supported on cpu .*"
                        r"not implemented for 'Half'"):
-        timing.check_dtype(cpu, 'fp16')
+        devices.check_dtype(cpu, 'fp16')
 
 
 def test_dtype_probe_on_this_cpu():
     """Whatever this CPU supports passes; the rest fails clearly."""
-    from mmpartial.benchmark import timing
-    timing.check_dtype(torch.device('cpu'), 'fp32')
+    check_dtype(torch.device('cpu'), 'fp32')
     for name in ('bf16', 'fp16'):
         try:
-            timing.check_dtype(torch.device('cpu'), name)
-        except timing.UnsupportedError as err:
+            check_dtype(torch.device('cpu'), name)
+        except UnsupportedError as err:
             assert f'--dtype {name}' in str(err)
 
 
 def test_deploy_na_without_switch_to_deploy():
-    from mmpartial.benchmark import deploy_copy
     model, reason = deploy_copy(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1)))
     assert model is None and 'no switch_to_deploy()' in reason
 
@@ -245,10 +281,8 @@ def test_deploy_na_without_switch_to_deploy():
 def test_macs_of_t0_at_224_match_the_spec():
     """fvcore's count is the paper's (spec table: 0.247 G, 0.243 G without
     norms)."""
-    from mmpartial.benchmark import count_macs
-    from mmpartial.benchmark.models import build_arch_classifier, \
-        ClassifierTarget
-    target = ClassifierTarget('classifier', build_arch_classifier('t0'), '')
+    model = build_benchmark_model(arch_classifier_config('t0'))
+    target = ClassifierTarget('classifier', model, '')
     macs = count_macs(target.mac_module(target.model),
                       (torch.randn(1, 3, 224, 224), ))
     assert round(macs['total'] / 1e9, 3) == 0.247
@@ -258,9 +292,6 @@ def test_macs_of_t0_at_224_match_the_spec():
 
 
 def test_summaries():
-    from mmpartial.benchmark import summarize
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    from benchmark import images_per_second
     stats = summarize([0.4, 0.1, 0.2, 0.3])
     assert stats['median'] == pytest.approx(0.25)
     assert (stats['min'], stats['max'], stats['n']) == (0.1, 0.4, 4)
@@ -274,7 +305,6 @@ def test_summaries():
 def test_side_by_side_rounds_take_turns():
     """One pass of each callable per round, the order rotating, every pass
     timed on its own."""
-    from mmpartial.benchmark import time_side_by_side
     calls = []
     runs = {key: (lambda key=key: calls.append(key)) for key in 'abc'}
     samples = time_side_by_side(runs, repeats=3, warmup=1,
@@ -288,7 +318,72 @@ def test_side_by_side_rounds_take_turns():
 def test_paired_speedup_pairs_rounds():
     """Ratios are taken round by round, then the median: a drift that slows
     both settings in one round cancels, unlike a ratio of medians."""
-    from mmpartial.benchmark import paired_speedup
     base, other = [2., 4., 40.], [1., 4., 10.]
     assert paired_speedup(base, other) == pytest.approx(2.)
     assert np.median(base) / np.median(other) == pytest.approx(1.)
+
+
+def test_train_step_mode(tool_runs):
+    """Forward, backward and optimiser step of the train form, eager and
+    compiled side by side: images/s, step times and peak memory."""
+    report, stdout = tool_runs['train_step']
+    assert report['settings']['train_step'] is True
+    assert report['settings']['inference'] is False
+    assert report['results'] == [] and report['peak'] == []
+    rows = report['train_step']
+    assert [(r['mode'], r['status']) for r in rows] == [
+        ('eager', 'ok'), ('compiled', 'ok')]
+    for row in rows:
+        assert row['form'] == 'train' and row['batch'] == 2
+        stats = row['images_per_s']
+        assert 0 < stats['min'] <= stats['median'] <= stats['max']
+        assert len(row['samples_ms']) == 2 and min(row['samples_ms']) > 0
+        memory = row['memory']
+        assert memory['step_peak_mib'] > 0 and memory['peak_mib'] > 0
+        assert memory['method']
+    assert rows[1]['speedup_over_eager'] > 0
+    assert 'Train step (forward, backward and optimiser step' in stdout
+    assert '| classifier | fp32 | compiled | 2 |' in stdout
+
+
+def test_detector_has_no_train_step(tmp_path):
+    """A detector's loss needs annotated samples: its train step is n/a
+    with the reason; the backbone's runs (checked through the function,
+    without a tool run)."""
+    from mmpartial.apis.benchmark.targets import DetectorTarget
+    from mmpartial.apis.benchmark.train_step import loss_module
+    target = DetectorTarget('detector', None, '')
+    module, inputs, reason = loss_module(target, None, None)
+    assert module is None and 'annotated samples' in reason
+
+
+def test_peak_is_never_below_a_gemm_it_timed():
+    """Small sizes: the peak is the best rate of every probe it timed (the
+    model's own calls and the squares), and merging two measurements keeps
+    the better one and every probe's best."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1),
+                                torch.nn.Flatten(2))
+    linear = torch.nn.Linear(8, 16)
+    x = torch.randn(2, 3, 8, 8)
+    probes = record_gemms(
+        lambda: linear(model(x).transpose(1, 2).contiguous()))
+    ops = sorted(p['op'] for p in probes)
+    assert ops == ['addmm', 'convolution']
+    flops = {p['op']: p['flops'] for p in probes}
+    assert flops['addmm'] == 2 * (2 * 64) * 8 * 16
+    assert flops['convolution'] == 2 * (2 * 8 * 8 * 8) * 3 * 3 * 3
+    cpu = torch.device('cpu')
+    first = measure_peak(cpu, 1, probes, 32, min_seconds=0.001)
+    second = measure_peak(cpu, 1, probes, 32, min_seconds=0.001)
+    for peak in (first, second):
+        assert len(peak['probes']) == 2 + 2  # 16 and 32 squares
+        assert peak['gflops'] >= max(p['gflops'] for p in peak['probes'])
+        assert all(p['gflops'] > 0 for p in peak['probes'])
+    merged = merge_peaks(first, second)
+    assert merged['gflops'] == max(first['gflops'], second['gflops'])
+    for probe in merged['probes']:
+        assert merged['gflops'] >= probe['gflops']
+    nominal = nominal_peak(1)
+    if nominal is not None:  # Linux: from /proc/cpuinfo
+        assert nominal['gflops'] > 0 and nominal['lanes'] in (4, 8, 16)

@@ -10,17 +10,17 @@ from mmengine.runner import load_checkpoint
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from conftest import VARIANTS
-from deploy_helpers import (CLS_CONFIG, DET_CONFIG, load_tool,
-                            randomize_norms, relative_diff,
-                            save_train_checkpoint)
+from deploy_helpers import (CLS_CONFIG, DET_CONFIG, randomize_norms,
+                            relative_diff, run_tool, save_train_checkpoint)
+from mmpartial.apis.deploy import (DeployError, build_partialnet_model,
+                                   load_partialnet_config, reparameterize)
 from mmpartial.models import PartialNet
 from mmpartial.models.heads import PartialNetClsHead
 from mmpartial.models.layers import (DPConv, DropPath, PartialMLP,
                                      PATChannel, PATSpatial)
 from mmpartial.models.layers.pat_self_attn import RelPosSelfAttention
 from mmpartial.models.utils import named_dpconvs
-from mmpartial.utils.deploy import (DeployError, build_model,
-                                    load_model_config, reparameterize)
+from mmpartial.utils.checkpoint import CheckpointError
 
 TOL = 1e-4
 
@@ -92,6 +92,41 @@ def test_detector_backbone_deploy_equivalence(arch):
     assert all(o.is_contiguous() for o in out)
     assert relative_diff(out, ref) < TOL
     assert_deploy_structure(backbone)
+
+
+SMALL_ARCHS = {
+    # T0's kind of block (GELU, PAT_sp) and T2's (ReLU, no PAT_sp), small.
+    'gelu-pat_sp': dict(embed_dim=16, depths=[1, 1, 1, 1],
+                        act_cfg=dict(type='GELU'), use_pat_sp=True),
+    'relu': dict(embed_dim=16, depths=[1, 1, 1, 1], act_cfg=dict(type='ReLU'),
+                 use_pat_sp=False),
+}
+
+
+@pytest.mark.parametrize('name', sorted(SMALL_ARCHS))
+def test_deploy_forward_equals_train_eager_and_compiled(name):
+    """One deploy forward serves eager mode and torch.compile: compiled
+    whole (no graph break), it gives the train form's outputs, as the eager
+    one does."""
+    torch.manual_seed(8)
+    train = PartialNet(SMALL_ARCHS[name], out_indices=(0, 1, 2, 3),
+                       out_norm=True)
+    train.init_weights()
+    randomize_norms(train).eval()
+    deploy = copy.deepcopy(train)
+    deploy.switch_to_deploy()
+    x = torch.randn(2, 3, 64, 96)
+    torch._dynamo.reset()
+    compiled = torch.compile(deploy, fullgraph=True)
+    with torch.no_grad():
+        ref = train(x)
+        eager = deploy(x)
+        assert relative_diff(eager, ref) < TOL
+        assert relative_diff(compiled(x), ref) < TOL
+    # Under autograd (e.g. a deploy model fine-tuned), the same forward.
+    xg = x.clone().requires_grad_(True)
+    deploy(xg)[-1].sum().backward()
+    assert xg.grad is not None and torch.isfinite(xg.grad).all()
 
 
 def test_switch_twice_and_deploy_model_loads_strictly():
@@ -228,6 +263,15 @@ def test_deploy_runs_in_bfloat16():
 
 # ------------------------------------------------------- reparameterize
 
+def assert_no_local_paths(meta):
+    """A written checkpoint names its sources without local paths."""
+    assert meta['config'] == osp.basename(CLS_CONFIG) or \
+        meta['config'] == osp.basename(DET_CONFIG)
+    assert meta['reparameterized_from'] == 'train.pth'
+    for key, value in meta.items():
+        assert not (isinstance(value, str) and value.startswith('/')), key
+
+
 @pytest.fixture(scope='module')
 def cls_checkpoint(tmp_path_factory):
     path = str(tmp_path_factory.mktemp('cls') / 'train.pth')
@@ -235,17 +279,12 @@ def cls_checkpoint(tmp_path_factory):
     return path, model
 
 
-def test_reparameterize_classifier(cls_checkpoint, tmp_path, capsys):
+def test_reparameterize_classifier(cls_checkpoint, tmp_path):
     path, model = cls_checkpoint
     out = str(tmp_path / 'deploy.pth')
-    tool = load_tool('reparameterize')
-    import sys
-    argv, sys.argv = sys.argv, ['reparameterize.py', CLS_CONFIG, path, out]
-    try:
-        tool.main()
-    finally:
-        sys.argv = argv
-    printed = capsys.readouterr().out
+    done = run_tool('reparameterize', CLS_CONFIG, path, out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = done.stdout
     # T0: 4 stem/merging BNs, 5 norms per PAT_ch block and 3 per PAT_sf
     # block minus the PAT_sp norms after the gate, plus 13 PAT_sp convs.
     assert 'folded 67 layers' in printed and '13 PAT_sp' in printed
@@ -253,11 +292,12 @@ def test_reparameterize_classifier(cls_checkpoint, tmp_path, capsys):
     assert saved['meta']['deploy'] is True
     assert saved['meta']['folded_layers'] == 67
     assert saved['meta']['dataset_meta']['classes'] == ['a', 'b', 'c', 'd']
+    assert_no_local_paths(saved['meta'])
 
     # Loads strictly into the config with model.backbone.deploy=True, as
     # tools/test.py --cfg-options model.backbone.deploy=True does.
-    cfg = load_model_config(CLS_CONFIG, {'model.backbone.deploy': True})
-    deployed = build_model(cfg)
+    cfg = load_partialnet_config(CLS_CONFIG, {'model.backbone.deploy': True})
+    deployed = build_partialnet_model(cfg)
     load_checkpoint(deployed, out, map_location='cpu', strict=True)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -273,8 +313,9 @@ def test_reparameterize_detector(tmp_path):
     out = str(tmp_path / 'deploy.pth')
     meta = reparameterize(DET_CONFIG, path, out)
     assert meta['folded_layers'] == 67 and meta['deploy']
-    cfg = load_model_config(DET_CONFIG, {'model.backbone.deploy': True})
-    deployed = build_model(cfg)
+    assert_no_local_paths(torch.load(out, weights_only=True)['meta'])
+    cfg = load_partialnet_config(DET_CONFIG, {'model.backbone.deploy': True})
+    deployed = build_partialnet_model(cfg)
     load_checkpoint(deployed, out, map_location='cpu', strict=True)
     assert deployed.backbone.deploy
     x = torch.randn(1, 3, 96, 128)
@@ -318,5 +359,13 @@ def test_reparameterize_refuses_mismatched_checkpoint(tmp_path):
     torch.save(dict(state_dict={
         f'backbone.{k}': v for k, v in PartialNet('t1').state_dict().items()
     }), path)
-    with pytest.raises(DeployError, match='does not fit'):
+    with pytest.raises(CheckpointError, match='does not fit'):
         reparameterize(CLS_CONFIG, path, str(tmp_path / 'out.pth'))
+    assert not osp.exists(tmp_path / 'out.pth')
+
+
+def test_reparameterize_tool_fails_with_one_line(tmp_path):
+    done = run_tool('reparameterize', CLS_CONFIG, tmp_path / 'missing.pth',
+                    tmp_path / 'out.pth')
+    assert done.returncode != 0 and 'Traceback' not in done.stderr
+    assert 'missing.pth' in done.stderr and 'does not exist' in done.stderr

@@ -1,23 +1,29 @@
-"""tools/export_onnx.py: deploy-form ONNX with dynamic batch and image
-size, checked in onnxruntime."""
+"""tools/export_onnx.py (mmpartial.apis.export, .export_detector):
+deploy-form ONNX with dynamic batch and image size, and whole detectors,
+checked in onnxruntime."""
+import glob
 import os.path as osp
-import sys
 
 import pytest
+import torch
+import torch.nn as nn
 
-from deploy_helpers import (CLS_CONFIG, DET_CONFIG, load_tool,
+from deploy_helpers import (CLS_CONFIG, DET_CONFIG, run_tool,
                             save_train_checkpoint)
-from mmpartial.utils.deploy import DeployError, reparameterize
+from mmpartial.apis.deploy import (DeployError, load_partialnet_config,
+                                   reparameterize)
+from mmpartial.apis.export import (build_deploy_model, check_onnx,
+                                   export_onnx, export_target)
+from mmpartial.apis.export_detector import (ExportableMaskRCNN,
+                                            check_detector_onnx,
+                                            prepare_images,
+                                            write_detector_onnx)
+from mmpartial.datasets.toy import make_toy_coco
 
 pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
 
 TOL = 1e-4
-
-
-@pytest.fixture(scope='module')
-def tool():
-    return load_tool('export_onnx')
 
 
 @pytest.fixture(scope='module')
@@ -29,24 +35,17 @@ def checkpoints(tmp_path_factory):
     return dict(cls=cls, det=det, root=root)
 
 
-def run_tool(tool, *args):
-    argv, sys.argv = sys.argv, ['export_onnx.py', *map(str, args)]
-    try:
-        tool.main()
-    finally:
-        sys.argv = argv
-
-
 def assert_parity(results):
     for shape, diff, relative in results:
         assert diff < TOL and relative < TOL, (shape, diff, relative)
 
 
-def test_classifier_logits_dynamic_batch_and_size(tool, checkpoints,
-                                                  capsys):
+def test_classifier_logits_dynamic_batch_and_size(checkpoints):
     out = checkpoints['root'] / 'cls.onnx'
-    run_tool(tool, CLS_CONFIG, checkpoints['cls'], out, '--img-size', 64, 64)
-    printed = capsys.readouterr().out
+    done = run_tool('export_onnx', CLS_CONFIG, checkpoints['cls'], out,
+                    '--img-size', 64, 64)
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = done.stdout
     assert 'dynamic batch and image size' in printed
     assert printed.count('onnxruntime vs PyTorch') == 2
 
@@ -56,40 +55,130 @@ def test_classifier_logits_dynamic_batch_and_size(tool, checkpoints,
             for d in graph.input[0].type.tensor_type.shape.dim]
     assert dims == ['batch', 3, 'height', 'width']
     # One file, other batch sizes and image sizes than it was traced with.
-    model = tool.build_deploy_model(CLS_CONFIG, checkpoints['cls'])
+    model = build_deploy_model(CLS_CONFIG, checkpoints['cls'])
     assert model.backbone.deploy
-    module, names = tool.export_target(model, backbone_only=False)
+    module, names = export_target(model, backbone_only=False)
     assert names == ['logits']
-    assert_parity(tool.check_onnx(module, str(out),
-                                  [(1, 3, 64, 64), (3, 3, 96, 128),
-                                   (2, 3, 160, 96)]))
+    assert_parity(check_onnx(module, str(out),
+                             [(1, 3, 64, 64), (3, 3, 96, 128),
+                              (2, 3, 160, 96)]))
 
 
-def test_backbone_from_deploy_checkpoint(tool, checkpoints):
+def test_backbone_from_deploy_checkpoint(checkpoints):
     deploy = str(checkpoints['root'] / 'det_deploy.pth')
     reparameterize(DET_CONFIG, checkpoints['det'], deploy)
     out = str(checkpoints['root'] / 'backbone.onnx')
-    run_tool(tool, DET_CONFIG, deploy, out, '--backbone-only', '--deploy',
-             '--img-size', 64, 96)
-    model = tool.build_deploy_model(DET_CONFIG, deploy, deploy=True)
-    module, names = tool.export_target(model, backbone_only=True)
+    names, parity = export_onnx(DET_CONFIG, deploy, out, backbone_only=True,
+                                deploy=True, img_size=(64, 96))
     assert names == ['stage0', 'stage1', 'stage2', 'stage3']
+    assert [shape for shape, _, _ in parity] == [(1, 3, 64, 96),
+                                                 (2, 3, 96, 160)]
+    assert_parity(parity)
+    model = build_deploy_model(DET_CONFIG, deploy, deploy=True)
+    module, names = export_target(model, backbone_only=True)
     # 544 px: the last stage is 17x17, whose farthest positions (22.6
     # cells) fall into iRPE's logarithmic buckets; the exported graph
     # computes them for the runtime size.
-    assert_parity(tool.check_onnx(module, out, [(2, 3, 96, 64),
-                                                (1, 3, 544, 544)]))
+    assert_parity(check_onnx(module, out, [(2, 3, 96, 64),
+                                           (1, 3, 544, 544)]))
 
 
-def test_bad_requests(tool, checkpoints):
+def test_bad_requests(checkpoints):
     root = checkpoints['root']
     with pytest.raises(DeployError, match='--backbone-only'):
-        run_tool(tool, DET_CONFIG, checkpoints['det'], root / 'det.onnx')
+        export_onnx(DET_CONFIG, checkpoints['det'], str(root / 'det.onnx'))
     with pytest.raises(DeployError, match='train-form'):
-        run_tool(tool, CLS_CONFIG, checkpoints['cls'], root / 'x.onnx',
-                 '--deploy')
+        export_onnx(CLS_CONFIG, checkpoints['cls'], str(root / 'x.onnx'),
+                    deploy=True)
+    with pytest.raises(DeployError, match='at least 32'):
+        export_onnx(CLS_CONFIG, checkpoints['cls'], str(root / 'x.onnx'),
+                    img_size=(16, 64))
     existing = root / 'exists.onnx'
     existing.write_text('')
     with pytest.raises(DeployError, match='--overwrite'):
-        run_tool(tool, CLS_CONFIG, checkpoints['cls'], existing)
+        export_onnx(CLS_CONFIG, checkpoints['cls'], str(existing))
     assert not osp.exists(root / 'det.onnx')
+    # The tool says the same in one line.
+    done = run_tool('export_onnx', CLS_CONFIG, checkpoints['cls'], existing)
+    assert done.returncode != 0 and 'Traceback' not in done.stderr
+    assert '--overwrite' in done.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope='module')
+def detector(tmp_path_factory):
+    """A toy Mask R-CNN checkpoint with well-spread scores, and toy val
+    images."""
+    root = tmp_path_factory.mktemp('detector')
+    make_toy_coco(str(root / 'toy'), num_train=1, num_val=3, seed=3)
+    path = str(root / 'det.pth')
+    save_train_checkpoint(DET_CONFIG, path, spread_scores=True)
+    images = sorted(glob.glob(str(root / 'toy' / 'val2017' / '*.jpg')))
+    return dict(checkpoint=path, images=images, root=root)
+
+
+def test_detector_onnx_matches_pytorch(detector):
+    """The whole deploy Mask R-CNN in onnxruntime: the same detections as
+    mmdet's predict on the toy val images (boxes within 1e-3 relative,
+    masks IoU >= 0.99), padding rows marked, only standard operators."""
+    import onnx
+    cfg = load_partialnet_config(DET_CONFIG)
+    model = build_deploy_model(DET_CONFIG, detector['checkpoint'])
+    assert model.backbone.deploy
+    size = (320, 320)
+    # A score threshold halfway between two of the first image's
+    # detections, so that there are fewer than max_per_img and the padding
+    # rows are checked.
+    image, sample = prepare_images(model, cfg, detector['images'][:1],
+                                   size)[0]
+    with torch.no_grad():
+        scores = model.predict(image, [sample])[0].pred_instances.scores
+    half = len(scores) // 2
+    model.roi_head.test_cfg.score_thr = float(scores[half - 1:half + 1].mean())
+    out = str(detector['root'] / 'mrcnn.onnx')
+    names = write_detector_onnx(ExportableMaskRCNN(model, size).eval(), out)
+    assert names == ['boxes', 'scores', 'labels', 'masks']
+    graph = onnx.load(out).graph
+    ops = {node.op_type for node in graph.node}
+    assert {'RoiAlign', 'NonMaxSuppression', 'GridSample'} <= ops
+    assert all(node.domain in ('', 'ai.onnx') for node in graph.node)
+    checks = check_detector_onnx(model, cfg, out, detector['images'], size)
+    assert len(checks) == len(detector['images'])
+    assert 0 < checks[0]['count'] < len(scores), checks[0]
+    for check in checks:
+        assert check['onnx_count'] == check['count'], check
+        assert check['unmatched'] == 0, check
+        assert check['box_rel_diff'] <= 1e-3, check
+        assert check['min_mask_iou'] >= .99, check
+
+
+def test_detector_tool(detector):
+    out = detector['root'] / 'tool.onnx'
+    done = run_tool('export_onnx', DET_CONFIG, detector['checkpoint'], out,
+                    '--detector', '--check-images',
+                    osp.dirname(detector['images'][0]))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'exported the detector (input image 1x3x320x320' in done.stdout
+    assert done.stdout.count('0 unmatched') == len(detector['images'])
+
+
+def test_detector_op_without_onnx_form_is_named(detector):
+    model = build_deploy_model(DET_CONFIG, detector['checkpoint'])
+    neck_forward = model.neck.forward
+
+    def forward(inputs):
+        outs = neck_forward(inputs)
+        return (torch.cummax(outs[0], dim=1)[0], ) + tuple(outs[1:])
+
+    model.neck.forward = forward
+    wrapper = ExportableMaskRCNN(model, (64, 64)).eval()
+    out = detector['root'] / 'bad.onnx'
+    with pytest.raises(DeployError, match="'aten::cummax'"):
+        write_detector_onnx(wrapper, str(out))
+    assert not osp.exists(out) and not osp.exists(str(out) + '.tmp')
+
+
+def test_detector_unsupported_part_is_named(detector):
+    model = build_deploy_model(DET_CONFIG, detector['checkpoint'])
+    model.roi_head.mask_head = nn.Identity()
+    with pytest.raises(DeployError, match='roi_head.mask_head: Identity'):
+        ExportableMaskRCNN(model, (64, 64))

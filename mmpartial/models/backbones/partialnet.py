@@ -1,15 +1,18 @@
 import logging
-import os.path as osp
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
+from mmengine.runner.checkpoint import load_state_dict
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmpartial.registry import MODELS
-from ..layers import ConvBN, DPConv, PartialAttnBlock, PartialBlock
+from mmpartial.utils.checkpoint import (check_state_dict_fits,
+                                        load_checkpoint_file,
+                                        unwrap_state_dict)
+from ..layers import ConvBN, PartialAttnBlock, PartialBlock
 from ..layers.builders import build_norm
 from .dpconv_cfg import parse_dpconv_cfg
 
@@ -30,6 +33,17 @@ class PartialNet(BaseModule):
             ``embed_dim`` (int), ``depths`` (4 ints) and optionally
             ``act_cfg`` (dict, default GELU), ``use_pat_sp`` (bool, default
             False) and ``drop_path_rate`` (float, default 0).
+        use_pat_sp (bool, optional): End every MLP with PAT_sp. Defaults to
+            None: the variant's setting (the paper's ablation, its Table 4,
+            switches it).
+        use_pat_sf (bool): Stage 4 uses PAT_sf blocks (v2, self-attention).
+            False gives it PAT_ch blocks (v1) like the other stages, as the
+            "PAT_ch only" and "+ PAT_sp" rows of the ablation. Defaults to
+            True.
+        use_channel_attn (bool): The channel attention of every PAT_ch
+            layer. False turns each PAT_ch layer into FasterNet's plain
+            partial convolution (the convolved part beside an identity; the
+            reference's ``use_channel_attn=False``). Defaults to True.
         in_channels (int): Channels of the input images. Defaults to 3.
         n_div (int): The convolution of a PAT layer gets ``1 / n_div`` of the
             channels. Defaults to 4.
@@ -55,24 +69,32 @@ class PartialNet(BaseModule):
             Defaults to False.
         with_cp (bool): Gradient checkpointing of every block: less memory,
             more compute. Defaults to False.
-        dpconv (dict, optional): Turn the convolution of every PAT layer
-            (PAT_ch and PAT_sf) into a DPConv with a learned split ratio,
-            starting at ``1 / n_div`` (the plain layer). Options, all
-            optional: ``budget`` (> 1, default 2), ``theta`` ([0, 1), default
-            0.5), ``complexity_weight`` (>= 0, default 0.01),
+        dpconv (dict, optional): Learn the split of every PAT layer (PAT_ch
+            and PAT_sf) with a DPConv, starting at ``1 / n_div`` (the plain
+            layer): the convolution takes the first ``r * C`` channels, the
+            attention the rest (``mode='split'``, the paper's DPConv); or,
+            with ``mode='auto_div'``, replace every token mixer by a DPConv
+            (the reference code's network). Options, all optional:
+            ``mode``, ``loss_form`` (``'multiplicative'`` or
+            ``'additive'``), ``budget`` (> 1, default 2), ``theta`` ([0, 1),
+            default 0), ``alpha`` (> 0, default 0.01),
+            ``complexity_weight`` (>= 0, default 0.01, additive form),
             ``ordering_weight`` (>= 0, default 1), ``warmup_epochs`` (int >=
-            0, default 0), ``init_gate`` ((0, 1), default 1e-8); see
+            0, default 0), ``init_gate`` ((0, 1), default 1e-8),
+            ``init_split`` (None, a ratio ``2**-z`` or ``'random'``),
+            ``train_form`` (``auto_div`` only); see
             :func:`parse_dpconv_cfg`. Kept as :attr:`dpconv_cfg`, where
             :class:`~mmpartial.engine.DPConvHook` reads the training ones
-            (the regularisers and the warm-up). ``dict()`` uses the
+            (the regulariser and the warm-up). ``dict()`` uses the
             defaults; None (default) is the plain network.
         deploy (bool): Build the inference form directly, the structure
             :meth:`switch_to_deploy` leaves behind, so that a checkpoint
             written by ``tools/reparameterize.py`` loads strictly. With
-            ``dpconv``, each DPConv's width (its learned split) is read from
-            the checkpoint while loading: the layers start at the initial
-            split and resize to the incoming ``conv.weight``. Defaults to
-            False.
+            ``dpconv``, every learned split (and so the widths of the
+            layer's convolution, gate, norms, ``qkv`` and ``proj``) is read
+            from the checkpoint while loading: until then the layers have
+            no branches and cannot run (see
+            :mod:`~mmpartial.models.layers.pat_dpconv`). Defaults to False.
         init_cfg (dict | list[dict], optional): Initialisation config; e.g.
             ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
             to load an ImageNet classifier's backbone.
@@ -127,13 +149,30 @@ class PartialNet(BaseModule):
                  with_cp=False,
                  dpconv=None,
                  deploy=False,
+                 use_pat_sp=None,
+                 use_pat_sf=True,
+                 use_channel_attn=True,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg or self.default_init_cfg)
         self.arch_settings = self.parse_arch(arch)
         embed_dim = self.arch_settings['embed_dim']
         depths = self.arch_settings['depths']
         act_cfg = self.arch_settings.get('act_cfg', dict(type='GELU'))
-        use_pat_sp = self.arch_settings.get('use_pat_sp', False)
+        for name, value in (('use_pat_sp', use_pat_sp),
+                            ('use_pat_sf', use_pat_sf),
+                            ('use_channel_attn', use_channel_attn)):
+            optional = name == 'use_pat_sp'
+            if not isinstance(value, bool) and not (optional
+                                                    and value is None):
+                valid = 'a bool or None (the variant\'s setting)' \
+                    if optional else 'a bool'
+                raise TypeError(f'PartialNet {name} must be {valid}, got '
+                                f'{type(value).__name__} {value!r}')
+        if use_pat_sp is None:
+            use_pat_sp = self.arch_settings.get('use_pat_sp', False)
+        self.use_pat_sp = use_pat_sp
+        self.use_pat_sf = use_pat_sf
+        self.use_channel_attn = use_channel_attn
         if drop_path_rate is None:
             drop_path_rate = self.arch_settings.get('drop_path_rate', 0.)
 
@@ -148,10 +187,11 @@ class PartialNet(BaseModule):
         self.with_cp = with_cp
         self.out_norm = out_norm
         self.dpconv_cfg = parse_dpconv_cfg(dpconv)
-        if self.dpconv_cfg and (n_div < 1 or n_div & (n_div - 1)):
-            raise ValueError(f'dpconv needs n_div to be a power of two (the '
-                             f'DPConv starts at the split 1 / n_div), got '
-                             f'n_div={n_div}')
+        if self.dpconv_cfg and self.dpconv_cfg['mode'] == 'split' and (
+                n_div < 2 or n_div & (n_div - 1)):
+            raise ValueError(f'dpconv needs n_div to be a power of two >= 2 '
+                             f'(the DPConv starts at the split 1 / n_div), '
+                             f'got n_div={n_div}')
         self.deploy = deploy
 
         # One rate per block, rising linearly over the whole network.
@@ -163,17 +203,20 @@ class PartialNet(BaseModule):
             self.downsample_layers.append(
                 ConvBN(prev, channels, 4 if i == 0 else 2, norm_cfg,
                        deploy=deploy))
-            block_type = PartialAttnBlock if i == 3 else PartialBlock
-            extra = dict(num_heads=num_heads, attn_drop=attn_drop_rate,
-                         proj_drop=proj_drop_rate) if i == 3 else {}
+            if i == 3 and use_pat_sf:
+                block_type = PartialAttnBlock
+                extra = dict(num_heads=num_heads, attn_drop=attn_drop_rate,
+                             proj_drop=proj_drop_rate)
+            else:
+                block_type = PartialBlock
+                extra = dict(channel_attn=use_channel_attn)
             first = sum(depths[:i])
             self.stages.append(
                 nn.Sequential(*[
                     block_type(channels, n_div=n_div, mlp_ratio=mlp_ratio,
                                drop_path=dpr[first + j], act_cfg=act_cfg,
                                norm_cfg=norm_cfg, use_pat_sp=use_pat_sp,
-                               dpconv=self._make_dpconv(channels, n_div),
-                               deploy=deploy, **extra)
+                               deploy=deploy, **self._dpconv_args(), **extra)
                     for j in range(depth)
                 ]))
             prev = channels
@@ -184,12 +227,28 @@ class PartialNet(BaseModule):
         self._freeze_stages()
         if deploy:
             self._channels_last_weights()
+        self._set_cost_sizes()
 
-    def _make_dpconv(self, channels, n_div):
-        if self.dpconv_cfg is None:
-            return None
-        return DPConv(channels, init_gate=self.dpconv_cfg['init_gate'],
-                      init_split=1 / n_div, deploy=self.deploy)
+    def _dpconv_args(self):
+        """The blocks' ``dpconv`` and ``dpconv_mode`` arguments."""
+        cfg = self.dpconv_cfg
+        if cfg is None:
+            return {}
+        layer = dict(init_gate=cfg['init_gate'])
+        if cfg['init_split'] is not None:
+            layer['init_split'] = cfg['init_split']
+        if cfg['mode'] == 'auto_div' and cfg['train_form'] is not None:
+            layer['train_form'] = cfg['train_form']
+        return dict(dpconv=layer, dpconv_mode=cfg['mode'])
+
+    def _set_cost_sizes(self, size=224):
+        """Tell every learned split its map size for a ``size`` image, the
+        size its cost is counted at until a forward shows the real one."""
+        for i, stage in enumerate(self.stages):
+            side = size // 4 // 2**i
+            for module in stage.modules():
+                if hasattr(module, 'default_hw'):
+                    module.default_hw = (side, side)
 
     @classmethod
     def parse_arch(cls, arch):
@@ -261,21 +320,19 @@ class PartialNet(BaseModule):
     def forward_deploy(self, x):
         """The deploy forward: the same outputs as :meth:`forward`.
 
-        Activations stay in NHWC order between the layers (channels_last
-        memory for the convolutions; see
-        :mod:`~mmpartial.models.layers.deploy_ops`); the outputs are
-        returned as contiguous NCHW tensors, as in train form.
+        The layers' deploy forwards compute on the channels-last view of
+        their input (see :mod:`~mmpartial.models.layers.deploy_ops`), so
+        the activations stay in ``channels_last`` memory format from the
+        stem on; the outputs are returned as contiguous NCHW tensors, as in
+        train form.
         """
         outs = []
         x = x.contiguous(memory_format=torch.channels_last)
         for i, (downsample, stage) in enumerate(
                 zip(self.downsample_layers, self.stages)):
-            # oneDNN keeps channels_last, the fallback kernel may not.
-            x = downsample(x).contiguous(memory_format=torch.channels_last)
-            t = x.permute(0, 2, 3, 1)
-            for block in stage:
-                t = block.forward_nhwc(t)
-            x = t.permute(0, 3, 1, 2)
+            # oneDNN keeps channels_last, a fallback kernel may not.
+            x = stage(downsample(x).contiguous(
+                memory_format=torch.channels_last))
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(x) if self.out_norm else x
                 outs.append(out.contiguous())
@@ -293,22 +350,34 @@ class PartialNet(BaseModule):
 
     def init_weights(self):
         cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained' \
-                and cfg.get('checkpoint') is None:
+        if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
+            super().init_weights()
+            return
+        # A fresh initialisation first: what the checkpoint lacks (the
+        # detection output norms) starts as in a new model.
+        self.init_cfg = self.default_init_cfg
+        super().init_weights()
+        self.init_cfg = cfg
+        checkpoint = cfg.get('checkpoint')
+        if checkpoint is None:
             # Configs come ready for an ImageNet checkpoint; without one
             # given, train from scratch rather than fail.
             print_log('PartialNet: init_cfg.checkpoint is None, so the '
                       'backbone starts from random weights', logger='current',
                       level=logging.WARNING)
-            self.init_cfg = self.default_init_cfg
-        elif isinstance(cfg, dict) and cfg.get('type') == 'Pretrained' \
-                and osp.isfile(str(cfg.get('checkpoint'))):
-            # mmengine only warns about tensors of the wrong shape; a
-            # checkpoint of another variant must not pass unnoticed.
-            from mmpartial.utils.checkpoint_files import check_checkpoint_fits
-            check_checkpoint_fits(cfg['checkpoint'], self,
-                                  prefix=cfg.get('prefix') or '')
-        super().init_weights()
+            return
+        # mmengine's Pretrained init only warns about tensors of the wrong
+        # shape; a checkpoint of another variant must not pass unnoticed.
+        prefix = cfg.get('prefix') or ''
+        state = unwrap_state_dict(load_checkpoint_file(
+            checkpoint, cfg.get('map_location', 'cpu')))
+        check_state_dict_fits(state, self, checkpoint, prefix=prefix)
+        load_state_dict(self, {key[len(prefix):]: value
+                               for key, value in state.items()
+                               if key.startswith(prefix)},
+                        strict=False, logger='current')
+        print_log(f'PartialNet: loaded {checkpoint} (prefix {prefix!r})',
+                  logger='current')
 
     def switch_to_deploy(self):
         """Turn the network into its inference form, in place.
@@ -318,10 +387,13 @@ class PartialNet(BaseModule):
         converted), then sets :attr:`deploy`. What folds where:
 
         - stem and merging layers: the BN into the convolution;
+        - a learned split (DPConv): the PAT layer becomes the plain one at
+          the learned split (slices of the DPConv weight and of the masked
+          attention branch), then folds as below; an ``auto_div`` DPConv
+          becomes a partial convolution over its learned channels;
         - PAT_ch: the gate's BN into its ``(1, 2)`` convolution, the BN
           after the gating into the input columns of the MLP's ``fc1``
-          (done by the block); a DPConv becomes a partial convolution over
-          its learned channels;
+          (done by the block);
         - MLP: the BN into ``fc1``; PAT_sp's linear half (BN, Conv1x1) into
           the rows of ``fc2`` that feed it (its gated half keeps its ops);
         - PAT_sf: the LayerNorm's affine into ``qkv``; the iRPE bias is
@@ -335,6 +407,11 @@ class PartialNet(BaseModule):
         """
         if self.deploy:
             return
+        # Learned splits first become the plain layers they stand for (this
+        # needs their gates, which a DPConv's own conversion would drop).
+        for module in list(self.modules()):
+            if callable(getattr(module, 'materialize_split', None)):
+                module.materialize_split()
         # Listed first: a conversion may add or remove submodules.
         convertible = [
             module for module in reversed(list(self.modules()))

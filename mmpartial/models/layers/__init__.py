@@ -1,5 +1,5 @@
 from .blocks import PartialAttnBlock, PartialBlock, PartialMLP
-from .conv_bn import ConvBN, fuse_conv_bn
+from .conv_bn import ConvBN
 from .dpconv import DPConv
 from .drop_path import DropPath
 from .irpe import EuclideanRelPosBias, euclidean_buckets
@@ -10,6 +10,5 @@ from .pat_spatial import PATSpatial
 __all__ = [
     'ConvBN', 'DPConv', 'DropPath', 'EuclideanRelPosBias', 'PATChannel',
     'PATSelfAttention', 'PATSpatial', 'PartialAttnBlock', 'PartialBlock',
-    'PartialMLP', 'RelPosSelfAttention', 'StylePoolGate', 'euclidean_buckets',
-    'fuse_conv_bn'
+    'PartialMLP', 'RelPosSelfAttention', 'StylePoolGate', 'euclidean_buckets'
 ]

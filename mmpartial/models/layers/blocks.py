@@ -1,10 +1,10 @@
-import torch
 import torch.nn as nn
 
 from .builders import build_act, build_norm
 from .conv_bn import (conv_to_linear, fold_input_affine, fold_output_affine,
                       norm_affine)
-from .deploy_ops import activate_, functional, nchw, nhwc, pointwise
+from .deploy_ops import linear_residual, nchw, nhwc
+from .dpconv import DPConv
 from .drop_path import DropPath
 from .pat_channel import PATChannel
 from .pat_self_attn import PATSelfAttention
@@ -46,57 +46,31 @@ class PartialMLP(nn.Module):
 
     def forward(self, x):
         if self.deploy:
-            return nchw(self.forward_nhwc(nhwc(x)))
+            return nchw(self.forward_tokens(nhwc(x)))
         x = self.fc2(self.act(self.norm(self.fc1(x))))
         return x if self.pat_sp is None else self.pat_sp(x)
 
-    def forward_nhwc(self, t, residual=None):
-        """Deploy form on NHWC ``t``, plus ``residual`` if given.
+    def forward_tokens(self, t, residual=None):
+        """Deploy form on channels-last tokens ``t``, plus ``residual``.
 
-        Without PAT_sp the residual is added inside ``fc2``'s matrix
-        multiply (``addmm``) rather than in a separate pass.
+        Without PAT_sp the residual is the accumulator of ``fc2``'s matrix
+        multiply (``addmm``) rather than a separate pass.
 
         Args:
-            t (Tensor): ``(B, H, W, C)`` input.
-            residual (Tensor, optional): ``(B, H, W, C)`` added to the
-                output.
+            t (Tensor): ``(..., C)`` input (e.g. ``(B, H, W, C)``).
+            residual (Tensor, optional): ``(..., C)`` added to the output.
 
         Returns:
-            Tensor: ``(B, H, W, C)``, contiguous.
+            Tensor: ``(..., C)``.
         """
-        if functional(t, self.fc1.weight):
-            out = self._forward_rows(t)
-            return out if residual is None else out + residual
-        channels = self.fc2.out_features
-        rows = t.reshape(-1, t.shape[-1])
-        out = rows.new_empty(rows.shape[0], channels)
-        self._forward_rows(
-            rows, None if residual is None else residual.reshape(-1, channels),
-            out)
-        return out.view(t.shape[:-1] + (channels, ))
-
-    def _forward_rows(self, x, residual=None, out=None):
-        """The deployed MLP on rows ``x`` (``(..., C)``).
-
-        With ``out`` (in place, not while exporting): the result plus
-        ``residual`` is written there. Without: the MLP's output is
-        returned, the residual not added.
-        """
-        hidden = activate_(self.act, pointwise(x, self.fc1))
-        if out is None:
-            y = pointwise(hidden, self.fc2)
-            return y if self.pat_sp is None else self.pat_sp.forward_nhwc(y)
-        weight = self.fc2.weight.t()
-        if self.pat_sp is None and self.fc2.bias is None:
-            if residual is None:
-                return torch.mm(hidden, weight, out=out)
-            return torch.addmm(residual, hidden, weight, out=out)
-        y = pointwise(hidden, self.fc2)
+        hidden = self.act(self.fc1(t))
+        if self.pat_sp is None and self.fc2.bias is None and \
+                residual is not None:
+            return linear_residual(residual, hidden, self.fc2.weight)
+        out = self.fc2(hidden)
         if self.pat_sp is not None:
-            y = self.pat_sp.forward_nhwc(y, inplace=True)
-        if residual is None:
-            return out.copy_(y)
-        return torch.add(y, residual, out=out)
+            out = self.pat_sp.forward_tokens(out)
+        return out if residual is None else residual + out
 
     def switch_to_deploy(self):
         """Fold the norm into ``fc1`` and PAT_sp's linear half into ``fc2``
@@ -113,12 +87,34 @@ class PartialMLP(nn.Module):
         self.deploy = True
 
 
+DPCONV_MODES = ('split', 'auto_div')
+
+
+def build_auto_div_mixer(channels, dpconv, deploy=False):
+    """The reference code's ``auto_div`` token mixer: one DPConv over all
+    channels, no attention. Its gates start at random signs and it trains
+    in the reference's group form (``train_form='group'``) unless
+    ``dpconv`` says otherwise."""
+    options = dict(init_split='random', train_form='group')
+    options.update(dpconv or {})
+    return DPConv(channels, deploy=deploy, **options)
+
+
+def _check_mode(dpconv_mode):
+    if dpconv_mode not in DPCONV_MODES:
+        raise ValueError(f'dpconv_mode must be one of {DPCONV_MODES}, got '
+                         f'{dpconv_mode!r}')
+
+
 class PartialBlock(nn.Module):
     """PartialNet block v1 (stages 1-3): ``x + DropPath(MLP(PAT_ch(x)))``.
 
     Deploy form (:meth:`switch_to_deploy`): both parts deployed, PAT_ch's
     norm after the gating folded into the input columns of the MLP's
     ``fc1`` (PAT_ch's output feeds nothing else), no drop-path.
+
+    With ``dpconv_mode='auto_div'`` the token mixer is a :class:`DPConv`
+    instead of PAT_ch (the reference code's ``auto_div`` network).
 
     Args:
         channels (int): Channels of the stage.
@@ -129,18 +125,30 @@ class PartialBlock(nn.Module):
         norm_cfg (dict): Norm config.
         use_pat_sp (bool): End the MLP with PAT_sp.
         conv (nn.Module, optional): Replacement of PAT_ch's 3x3 convolution.
-        dpconv (nn.Module, optional): A DPConv over all channels in front of
-            PAT_ch's split (see :class:`PATChannel`).
+        dpconv (dict, optional): DPConv options: PAT_ch learns its split
+            (see :class:`PATChannel`), or with ``dpconv_mode='auto_div'``
+            they are the token mixer's.
+        dpconv_mode (str): ``'split'`` or ``'auto_div'``. Defaults to
+            ``'split'``.
+        channel_attn (bool): PAT_ch's channel attention; False makes it
+            FasterNet's plain partial convolution. Defaults to True.
         deploy (bool): Build the inference form. Defaults to False.
     """
 
     def __init__(self, channels, n_div=4, mlp_ratio=2., drop_path=0.,
                  act_cfg=dict(type='GELU'), norm_cfg=None, use_pat_sp=False,
-                 conv=None, dpconv=None, deploy=False):
+                 conv=None, dpconv=None, dpconv_mode='split',
+                 channel_attn=True, deploy=False):
         super().__init__()
+        _check_mode(dpconv_mode)
         self.deploy = deploy
-        self.token_mixer = PATChannel(channels, n_div, norm_cfg, conv=conv,
-                                      dpconv=dpconv, deploy=deploy)
+        if dpconv is not None and dpconv_mode == 'auto_div':
+            self.token_mixer = build_auto_div_mixer(channels, dpconv, deploy)
+        else:
+            self.token_mixer = PATChannel(channels, n_div, norm_cfg,
+                                          conv=conv, dpconv=dpconv,
+                                          channel_attn=channel_attn,
+                                          deploy=deploy)
         self.mlp = PartialMLP(channels, mlp_ratio, act_cfg, norm_cfg,
                               use_pat_sp, deploy=deploy)
         self.drop_path = DropPath(drop_path) \
@@ -148,13 +156,11 @@ class PartialBlock(nn.Module):
 
     def forward(self, x):
         if self.deploy:
-            return nchw(self.forward_nhwc(nhwc(x)))
+            # One pass over channels-last tokens; the residual goes into
+            # the MLP's last matrix multiply.
+            mixed = nhwc(self.token_mixer(x))
+            return nchw(self.mlp.forward_tokens(mixed, residual=nhwc(x)))
         return x + self.drop_path(self.mlp(self.token_mixer(x)))
-
-    def forward_nhwc(self, t):
-        """Deploy form on NHWC ``t``; returns a contiguous NHWC tensor."""
-        return self.mlp.forward_nhwc(self.token_mixer.forward_nhwc(t),
-                                     residual=t)
 
     def switch_to_deploy(self):
         """Deploy both parts and fold PAT_ch's trailing norm into the MLP.
@@ -164,9 +170,21 @@ class PartialBlock(nn.Module):
         self.token_mixer.switch_to_deploy()
         self.mlp.switch_to_deploy()
         mixer = self.token_mixer
-        if not isinstance(mixer.norm, nn.Identity):
-            fold_input_affine(self.mlp.fc1, *norm_affine(mixer.norm),
-                              start=mixer.conv_channels)
+        norm = getattr(mixer, 'norm', None)
+        if norm is not None and not isinstance(norm, nn.Identity):
+            scale, shift = norm_affine(norm)
+            if mixer.channel_perm is None:
+                fold_input_affine(self.mlp.fc1, scale, shift,
+                                  start=mixer.conv_channels)
+            else:
+                # A learned split out of order: the normalised channels
+                # are where the layer scatters its attention part back.
+                index = mixer.attn_index()
+                full_scale = scale.new_ones(mixer.channels)
+                full_shift = shift.new_zeros(mixer.channels)
+                full_scale[index] = scale
+                full_shift[index] = shift
+                fold_input_affine(self.mlp.fc1, full_scale, full_shift)
             mixer.norm = nn.Identity()
         self.drop_path = nn.Identity()
         self.deploy = True
@@ -191,20 +209,27 @@ class PartialAttnBlock(nn.Module):
         attn_drop (float): Dropout on the attention map.
         proj_drop (float): Dropout after the attention projection.
         conv (nn.Module, optional): Replacement of PAT_sf's 3x3 convolution.
-        dpconv (nn.Module, optional): A DPConv over all channels in front of
-            PAT_sf's split (see :class:`PATSelfAttention`).
+        dpconv (dict, optional): DPConv options: PAT_sf learns its split
+            (see :class:`PATSelfAttention`), or with
+            ``dpconv_mode='auto_div'`` they are the token mixer's.
+        dpconv_mode (str): ``'split'`` or ``'auto_div'``. Defaults to
+            ``'split'``.
         deploy (bool): Build the inference form. Defaults to False.
     """
 
     def __init__(self, channels, n_div=4, mlp_ratio=2., drop_path=0.,
                  act_cfg=dict(type='GELU'), norm_cfg=None, use_pat_sp=False,
                  num_heads=4, attn_drop=0.1, proj_drop=0.1, conv=None,
-                 dpconv=None, deploy=False):
+                 dpconv=None, dpconv_mode='split', deploy=False):
         super().__init__()
+        _check_mode(dpconv_mode)
         self.deploy = deploy
-        self.token_mixer = PATSelfAttention(channels, n_div, num_heads,
-                                            attn_drop, proj_drop, conv=conv,
-                                            dpconv=dpconv, deploy=deploy)
+        if dpconv is not None and dpconv_mode == 'auto_div':
+            self.token_mixer = build_auto_div_mixer(channels, dpconv, deploy)
+        else:
+            self.token_mixer = PATSelfAttention(
+                channels, n_div, num_heads, attn_drop, proj_drop, conv=conv,
+                dpconv=dpconv, deploy=deploy)
         self.mlp = PartialMLP(channels, mlp_ratio, act_cfg, norm_cfg,
                               use_pat_sp, deploy=deploy)
         self.drop_path = DropPath(drop_path) \
@@ -212,14 +237,10 @@ class PartialAttnBlock(nn.Module):
 
     def forward(self, x):
         if self.deploy:
-            return nchw(self.forward_nhwc(nhwc(x)))
+            t = nhwc(x) + nhwc(self.token_mixer(x))
+            return nchw(self.mlp.forward_tokens(t, residual=t))
         x = x + self.token_mixer(x)
         return x + self.drop_path(self.mlp(x))
-
-    def forward_nhwc(self, t):
-        """Deploy form on NHWC ``t``; returns a contiguous NHWC tensor."""
-        t = self.token_mixer.forward_nhwc(t, residual=t)
-        return self.mlp.forward_nhwc(t, residual=t)
 
     def switch_to_deploy(self):
         """Deploy both parts and drop the drop-path. Eval-mode outputs are

@@ -204,19 +204,6 @@ class ChannelAffine(nn.Module):
         return str(self.weight.numel())
 
 
-def fuse_conv_bn(conv, bn):
-    """Fold an eval-mode BN that follows ``conv`` into one biased Conv2d."""
-    std = (bn.running_var + bn.eps).sqrt()
-    scale = bn.weight / std
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
-                      conv.stride, conv.padding, conv.dilation, conv.groups,
-                      bias=True).to(conv.weight.device, conv.weight.dtype)
-    fused.weight.data.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(std)
-    fused.bias.data.copy_((bias - bn.running_mean) * scale + bn.bias)
-    return fused
-
-
 class ConvBN(nn.Sequential):
     """A bias-free convolution followed by a norm: the stem and the merging
     layers of PartialNet.

@@ -14,30 +14,13 @@ def euclidean_buckets(height, width, alpha=20, beta=40, gamma=8,
     ``min(beta, round(alpha + ln(r / alpha) / ln(gamma) * (beta - alpha)))``
     beyond. The index is ``beta + f(r)``, in ``[beta, 2 * beta]``.
 
-    Returns:
-        Tensor: ``(height * width, height * width)`` int64 indices.
-    """
-    ys, xs = torch.meshgrid(torch.arange(height, device=device),
-                            torch.arange(width, device=device), indexing='ij')
-    pos = torch.stack((ys.flatten(), xs.flatten()), dim=1).double()
-    dist = torch.cdist(pos, pos).round()
-    far = alpha + torch.log(dist.clamp(min=alpha) / alpha) / math.log(
-        gamma) * (beta - alpha)
-    bucket = torch.where(dist <= alpha, dist, far.round().clamp(max=beta))
-    return (bucket + beta).long()
-
-
-def euclidean_buckets_traceable(height, width, alpha=20, beta=40, gamma=8,
-                                device=None):
-    """:func:`euclidean_buckets` with plain tensor ops only.
-
-    ``height`` and ``width`` may be the 0-dim tensors a tracer (ONNX export)
-    hands out for a feature map's size, so the exported graph computes the
-    buckets from the runtime size instead of baking in one shape. It avoids
-    ``cdist``/``meshgrid``, which exporters handle poorly, and computes in
-    float32, which gives the same integers as the float64 reference: a
-    rounded square root of an integer is never a tie, and the logarithmic
-    buckets were checked equal for every distance below 3000 cells.
+    Written with plain tensor ops only, so ``height`` and ``width`` may also
+    be the 0-dim tensors a tracer (ONNX export) hands out for a feature
+    map's size: the exported graph then computes the buckets from the
+    runtime size instead of baking in one shape. It computes in float32,
+    which gives the integers of a float64 computation: a rounded square
+    root of an integer is never a tie, and the logarithmic buckets were
+    checked equal for every distance below 3000 cells.
 
     Returns:
         Tensor: ``(height * width, height * width)`` int64 indices.
@@ -67,7 +50,7 @@ class EuclideanRelPosBias(nn.Module):
     the gather; the cache is keyed by the table's version counter too, so
     loading or editing the table invalidates it. During an ONNX export
     (and any trace of the deploy form) the buckets are computed in the
-    graph from the traced size (:func:`euclidean_buckets_traceable`), so the
+    graph from the traced size (:func:`euclidean_buckets`), so the
     exported model takes any input size.
 
     Args:
@@ -101,7 +84,7 @@ class EuclideanRelPosBias(nn.Module):
         traced = self.deploy and torch.jit.is_tracing()
         if torch.onnx.is_in_onnx_export() or traced:
             # The size is symbolic: compute the buckets in the graph.
-            index = euclidean_buckets_traceable(
+            index = euclidean_buckets(
                 height, width, beta=self.beta, device=self.bias_table.device)
             return self.bias_table[:, index]
         if self.deploy and not torch.compiler.is_compiling():

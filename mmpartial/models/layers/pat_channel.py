@@ -5,8 +5,8 @@ import torch.nn.functional as F
 
 from .builders import build_norm
 from .conv_bn import conv_to_linear, fold_output_affine, norm_affine
-from .deploy_ops import cat_channels, functional, nchw, nhwc
-from .pat_dpconv import install_dpconv
+from .deploy_ops import nchw, nhwc
+from .pat_dpconv import PartialSplitLayer
 
 
 class StylePoolGate(nn.Module):
@@ -36,7 +36,7 @@ class StylePoolGate(nn.Module):
 
     def forward(self, x):
         if self.deploy:
-            return self.forward_nhwc(nhwc(x))[:, :, None, None]
+            return self.forward_tokens(nhwc(x))[:, :, None, None]
         flat = x.flatten(2)
         # The unbiased std (torch's default) is undefined on a single
         # position; fall back to the biased one there instead of NaN.
@@ -60,31 +60,29 @@ class StylePoolGate(nn.Module):
         return norm(style)
 
     @staticmethod
-    def style_nhwc(t):
+    def style_tokens(t):
         """Per-channel mean and std (unbiased; biased on one position) of
-        NHWC ``t``, as two ``(B, C)`` tensors.
+        channels-last ``t`` (``(B, H, W, C)``), as two ``(B, C)`` tensors.
 
-        Two passes (the mean, then the norm of the deviations) rather than
+        Two passes (the mean, then the squared deviations) rather than
         ``torch.std_mean``, whose one-pass Welford kernel is several times
-        slower on CPU; both are exact to rounding.
+        slower on CPU; both are exact to rounding. Plain operators, so that
+        a compiler fuses them and an exporter maps them one to one.
         """
         positions = t.shape[1] * t.shape[2]
         mean = t.mean((1, 2))
-        deviation = t - mean.view(mean.shape[0], 1, 1, mean.shape[1])
-        if functional(deviation):
-            squares = (deviation * deviation).sum((1, 2))
-            if isinstance(positions, torch.Tensor):  # a traced size
-                return mean, (squares /
-                              (positions - 1).clamp(min=1).float()).sqrt()
-            return mean, (squares / max(positions - 1, 1)).sqrt()
-        # A plain sum over positions (channels innermost) is several times
-        # faster than linalg.vector_norm over these dimensions.
-        squares = deviation.square_().sum((1, 2))
-        return mean, squares.div_(max(positions - 1, 1)).sqrt_()
+        deviation = t - mean[:, None, None, :]
+        squares = (deviation * deviation).sum((1, 2))
+        if isinstance(positions, torch.Tensor):  # a traced size
+            count = (positions - 1).clamp(min=1).to(squares.dtype)
+        else:
+            count = max(positions - 1, 1)
+        return mean, (squares / count).sqrt()
 
-    def forward_nhwc(self, t):
-        """Deploy form: the gate of NHWC ``t`` as ``(B, C)`` factors."""
-        mean, std = self.style_nhwc(t)
+    def forward_tokens(self, t):
+        """Deploy form: the gate of channels-last ``t`` as ``(B, C)``
+        factors."""
+        mean, std = self.style_tokens(t)
         # The (1, 2) kernel reads (mean, std) of every input channel: as a
         # matrix, columns in the order (channel, statistic).
         return self.act(self.conv(torch.stack((mean, std), dim=-1).flatten(1)))
@@ -101,12 +99,20 @@ class StylePoolGate(nn.Module):
         self.deploy = True
 
 
-class PATChannel(nn.Module):
+class PATChannel(PartialSplitLayer):
     """PAT_ch: partial convolution beside a partial channel attention.
 
     The first ``C // n_div`` channels go through a 3x3 convolution; the other
     channels are scaled by a :class:`StylePoolGate` and normalised. The two
-    parts are concatenated back in that order.
+    parts are concatenated back in that order. With ``channel_attn=False``
+    the other channels pass through unchanged: FasterNet's plain partial
+    convolution (the reference's ``use_channel_attn=False``).
+
+    With ``dpconv`` the split is learned (see
+    :mod:`~mmpartial.models.layers.pat_dpconv`): the training form holds the
+    DPConv (its full ``C x C`` kernel and gates) and a gate and a norm over
+    all ``C`` channels (``masked_gate``, ``masked_norm``); once deployed it
+    is the plain layer at the learned split.
 
     In deploy form the gate's norm is folded into its convolution; the norm
     after the gating stays until the enclosing block folds it into the
@@ -115,64 +121,129 @@ class PATChannel(nn.Module):
 
     Args:
         channels (int): Input and output channels.
-        n_div (int): The convolution gets ``channels // n_div`` channels.
+        n_div (int): The convolution gets ``channels // n_div`` channels
+            (with ``dpconv``: at the start).
         norm_cfg (dict): Config of the norm layers.
         conv (nn.Module, optional): A replacement for the 3x3 convolution
             over the first part; it must map ``channels // n_div`` channels
             to as many.
-        dpconv (nn.Module, optional): A DPConv over all ``channels``, run
-            on the input before the split; the first part is then taken as
-            it is (``conv`` is an identity). See
-            :mod:`~mmpartial.models.layers.pat_dpconv`.
+        dpconv (dict, optional): Learn the split with a DPConv of these
+            options (``init_gate``, ``init_split``, ``gates_frozen``).
+        channel_attn (bool): Gate and normalise the second part. Defaults
+            to True.
         deploy (bool): Build the inference form of the enclosing block: the
             gate folded, no norm after the gating. Defaults to False.
     """
 
     def __init__(self, channels, n_div=4, norm_cfg=None, conv=None,
-                 dpconv=None, deploy=False):
+                 dpconv=None, channel_attn=True, deploy=False):
         super().__init__()
-        self.deploy = deploy
-        self.conv_channels = channels // n_div
-        self.attn_channels = channels - self.conv_channels
-        conv = install_dpconv(self, channels, dpconv, conv)
+        if not isinstance(channel_attn, bool):
+            raise TypeError(f'channel_attn must be a bool, got '
+                            f'{channel_attn!r}')
+        self.norm_cfg = norm_cfg
+        self.channel_attn = channel_attn
+        self._init_split(channels, n_div, conv, dpconv, deploy)
+
+    def _build_branches(self, conv_channels, deploy, conv=None):
+        self.conv_channels = conv_channels
+        self.attn_channels = d = self.channels - conv_channels
         self.conv = conv if conv is not None else nn.Conv2d(
-            self.conv_channels, self.conv_channels, 3, padding=1, bias=False)
-        self.gate = StylePoolGate(self.attn_channels, norm_cfg, deploy)
-        self.norm = nn.Identity() if deploy else build_norm(
-            norm_cfg, self.attn_channels)
+            conv_channels, conv_channels, 3, padding=1, bias=False)
+        if self.channel_attn:
+            self.gate = StylePoolGate(d, self.norm_cfg, deploy)
+            self.norm = nn.Identity() if deploy else build_norm(
+                self.norm_cfg, d)
+        else:
+            self.gate = None
+            self.norm = nn.Identity()
+
+    def _build_masked(self):
+        if self.channel_attn:
+            self.masked_gate = StylePoolGate(self.channels, self.norm_cfg)
+            self.masked_norm = build_norm(self.norm_cfg, self.channels)
+
+    def _masked_attention(self, x, keep):
+        x2 = x * keep
+        if not self.channel_attn:
+            return x2
+        return keep * self.masked_norm(x2 * self.masked_gate(x2))
+
+    @torch.no_grad()
+    def _slice_masked(self, attn_index):
+        if not self.channel_attn:
+            return
+        gate, norm = self.masked_gate, self.masked_norm
+        del self.masked_gate, self.masked_norm
+        self.gate.to(gate.conv.weight)
+        self.norm.to(gate.conv.weight)
+        index = attn_index
+        self.gate.conv.weight.copy_(gate.conv.weight[index][:, index])
+        _copy_norm(self.gate.norm, gate.norm, index)
+        _copy_norm(self.norm, norm, index)
+
+    def _plain_layout(self):
+        if not self.channel_attn:
+            return []
+        layout = [('gate.conv.weight', 'masked_gate.conv.weight', 'square')]
+        for name in ('gate.norm', 'norm'):
+            layout += [(f'{name}.{key}', f'masked_{name}.{key}', 'vec')
+                       for key in ('weight', 'bias', 'running_mean',
+                                   'running_var')]
+            layout.append((f'{name}.num_batches_tracked',
+                           f'masked_{name}.num_batches_tracked', 'copy'))
+        return layout
+
+    def attention_macs(self, attn_channels, height, width):
+        """The gate's (1, 2) convolution: ``2 * d**2`` per image."""
+        return 2 * attn_channels * attn_channels if self.channel_attn else 0
 
     def forward(self, x):
         if self.deploy:
-            return nchw(self.forward_nhwc(nhwc(x)))
-        if self.dpconv is not None:
-            x = self.dpconv(x)
+            return self.forward_deploy(x)
+        if self.learns_split:
+            return self._forward_learned(x)
+        x = self.gather_channels(x, 1)
         x1, x2 = torch.split(x, [self.conv_channels, self.attn_channels], 1)
-        x2 = self.norm(x2 * self.gate(x2))
-        return torch.cat((self.conv(x1), x2), dim=1)
+        if self.gate is not None:
+            x2 = self.norm(x2 * self.gate(x2))
+        return self.scatter_channels(torch.cat((self.conv(x1), x2), dim=1),
+                                     1)
 
-    def forward_nhwc(self, t):
-        """Deploy form on NHWC ``t``; returns a contiguous NHWC tensor."""
-        x = nchw(t)
-        if self.dpconv is not None:
-            x = self.dpconv(x)
-            t = nhwc(x)
+    def forward_deploy(self, x):
+        """Deploy form: the 3x3 convolution of the first part beside the
+        gated second part, concatenated over channels-last tokens.
+
+        Returns:
+            Tensor: ``(B, C, H, W)`` in channels_last memory format.
+        """
+        self._check_sized()
+        x = self.gather_channels(x, 1)
         c1 = self.conv_channels
         first = nhwc(self.conv(x[:, :c1]))
-        second = t[..., c1:]
-        gate = self.gate.forward_nhwc(second)
-        if isinstance(self.norm, nn.Identity):
-            return cat_channels(first, second, gate)
-        # Deployed on its own: the norm has not been folded away.
-        second = nhwc(self.norm(nchw(second * gate[:, None, None, :])))
-        return cat_channels(first, second)
+        second = nhwc(x[:, c1:])
+        if self.gate is not None:
+            second = second * self.gate.forward_tokens(second)[:, None,
+                                                               None, :]
+            if not isinstance(self.norm, nn.Identity):
+                # Deployed on its own: the norm has not been folded away.
+                second = nhwc(self.norm(nchw(second)))
+        out = nchw(torch.cat((first, second), -1))
+        return self.scatter_channels(out, 1)
 
-    def switch_to_deploy(self):
-        """Fold what this layer can fold on its own (the gate's norm; a
-        DPConv becomes a partial convolution). The norm after the gating is
-        left for the enclosing block to fold."""
-        if self.deploy:
-            return
-        if self.dpconv is not None:
-            self.dpconv.switch_to_deploy()
-        self.gate.switch_to_deploy()
-        self.deploy = True
+    def _deploy_branches(self):
+        """Fold what this layer can fold on its own (the gate's norm). The
+        norm after the gating is left for the enclosing block to fold."""
+        if self.gate is not None:
+            self.gate.switch_to_deploy()
+
+
+@torch.no_grad()
+def _copy_norm(norm, full, index):
+    """Load the ``index`` channels of BatchNorm ``full`` into ``norm``."""
+    for name in ('weight', 'bias', 'running_mean', 'running_var'):
+        target = getattr(norm, name)
+        if target is not None:
+            target.copy_(getattr(full, name)[index])
+    if norm.num_batches_tracked is not None:
+        norm.num_batches_tracked.copy_(full.num_batches_tracked)

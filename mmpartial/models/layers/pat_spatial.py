@@ -1,10 +1,11 @@
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .builders import build_norm
 from .conv_bn import (ChannelAffine, conv_to_linear, fold_input_affine,
                       merge_linear_rows, norm_affine)
-from .deploy_ops import functional, nchw, nhwc, pointwise
+from .deploy_ops import nchw, nhwc
 
 
 class PATSpatial(nn.Module):
@@ -37,7 +38,8 @@ class PATSpatial(nn.Module):
         self.linear_merged = deploy
         self.linear_channels = channels // 2
         self.gated_channels = channels - self.linear_channels
-        # Deploy form: the 1x1 gate convolution as a Linear on NHWC tokens.
+        # Deploy form: the 1x1 gate convolution as a Linear on channels-last
+        # tokens.
         self.gate_conv = nn.Linear(self.gated_channels, 1, bias=False) \
             if deploy else nn.Conv2d(self.gated_channels, 1, 1, bias=False)
         self.gate_act = nn.Hardsigmoid()
@@ -56,36 +58,24 @@ class PATSpatial(nn.Module):
 
     def forward(self, x):
         if self.deploy:
-            return nchw(self.forward_nhwc(nhwc(x)))
+            return nchw(self.forward_tokens(nhwc(x)))
         x1, x2 = torch.split(x, [self.gated_channels, self.linear_channels],
                              1)
         linear = self.conv(self.pre_norm(x2))
         return torch.cat((self.forward_gated(x1), linear), dim=1)
 
-    def forward_nhwc(self, t, inplace=False):
-        """Deploy form on NHWC ``t``.
-
-        Args:
-            t (Tensor): ``(..., C)``, the MLP's ``fc2`` output.
-            inplace (bool): Update the gated half in ``t`` itself (the MLP
-                passes its fresh ``fc2`` output) instead of building a new
-                tensor. Ignored while a graph is recorded or with autograd
-                (see :func:`~.deploy_ops.functional`).
-
-        Returns:
-            Tensor: The layer's output, ``(..., C)``.
-        """
+    def forward_tokens(self, t):
+        """Deploy form on channels-last tokens ``t`` (``(..., C)``, the
+        MLP's ``fc2`` output); returns ``(..., C)``."""
         c1 = self.gated_channels
-        gated = t[..., :c1]
-        gate = self.gate_act(pointwise(gated, self.gate_conv))
-        scale, shift = self.norm.weight, self.norm.bias
-        if not self.linear_merged:
-            linear = pointwise(t[..., c1:], self.conv)
-            return torch.cat((gated * gate * scale + shift, linear), -1)
-        if not inplace or functional(t, gate):
-            return torch.cat((gated * gate * scale + shift, t[..., c1:]), -1)
-        gated.mul_(gate).mul_(scale).add_(shift)
-        return t
+        gated, rest = t[..., :c1], t[..., c1:]
+        gate = self.gate_act(self.gate_conv(gated))
+        # The norm after the gating, as its per-channel affine.
+        gated = torch.addcmul(self.norm.bias, gated * gate, self.norm.weight)
+        if not self.linear_merged:  # deployed on its own: a 1x1 Conv2d
+            rest = F.linear(rest, self.conv.weight.flatten(1),
+                            self.conv.bias)
+        return torch.cat((gated, rest), -1)
 
     def switch_to_deploy(self):
         """Fold ``pre_norm`` into ``conv`` (which gets a bias). The enclosing

@@ -1,0 +1,193 @@
+"""The Markdown report of a benchmark run: settings, notes, the table of
+results and the speed-ups."""
+
+DASH = '–'
+
+
+def _fmt(value, digits=2):
+    if value is None:
+        return DASH
+    if abs(value) >= 100:
+        return f'{value:.0f}'
+    if abs(value) >= 10:
+        return f'{value:.1f}'
+    return f'{value:.{digits}f}'
+
+
+def _spread(stats):
+    """``median [q1, q3]`` of a summary."""
+    return (f'{_fmt(stats["median"])} '
+            f'[{_fmt(stats["q1"])}, {_fmt(stats["q3"])}]')
+
+
+def _millions(value, scale):
+    return DASH if value is None else f'{value / scale:.3f}'
+
+
+def _row(result):
+    """The table row of one result of :func:`~.run.run_benchmark`."""
+    head = [result['target'], result['form'], result.get('dtype') or DASH,
+            result.get('mode') or DASH]
+    if result['status'] != 'ok':
+        # The reason where the numbers would be, the rest dashes.
+        return head + [f'{result["status"]}: {result["reason"]}'] + \
+            [DASH] * 7
+    return head + [
+        _millions(result['params'], 1e6),
+        _millions(result['macs'], 1e9),
+        _millions(result['macs_conv_linear_matmul'], 1e9),
+        _spread(result['latency']['ms']),
+        _spread(result['throughput']['images_per_s']),
+        _fmt(result.get('gflops')),
+        _percent(result.get('peak_fraction_latency')),
+        _percent(result.get('peak_fraction')),
+    ]
+
+
+def _percent(fraction):
+    return DASH if fraction is None else f'{100 * fraction:.1f}%'
+
+
+def _table(rows, header):
+    lines = ['| ' + ' | '.join(header) + ' |',
+             '|' + '|'.join('---' for _ in header) + '|']
+    lines += ['| ' + ' | '.join(str(c).replace('|', '/') for c in row) + ' |'
+              for row in rows]
+    return lines
+
+
+def markdown_report(report):
+    """The run as Markdown: settings, notes and one table row per result.
+
+    Args:
+        report (dict): What :func:`~.run.run_benchmark` returns (and
+            ``tools/benchmark.py`` writes with ``--json``).
+    """
+    settings, machine = report['settings'], report['machine']
+    height, width = settings['img_size']
+    batch = settings['batch']
+    lines = [f'## PartialNet benchmark: {settings["source"]}', '']
+    cpus = f'{machine["usable_cpus"]} usable of {machine["logical_cpus"]} ' \
+        'logical CPUs'
+    gpu = f'GPU {machine["device_name"]}; ' \
+        if machine['device_type'] == 'cuda' else ''
+    lines.append(f'- machine: {gpu}CPU {machine["cpu_model"]}, {cpus}; '
+                 f'torch {machine["torch_version"]}')
+    if settings.get('inference', True):
+        lines += _inference_notes(report)
+    if settings.get('train_step'):
+        lines.append(
+            f'- train step: forward, loss, backward and SGD step of the '
+            f'train form in training mode, at batch {batch} on '
+            f'{settings["throughput_threads"]} thread(s), random '
+            f'{height}x{width} images; eager and compiled side by side, '
+            f'{settings["warmup"]} warm-up and {settings["repeats"]} timed '
+            'rounds; bf16/fp16 as autocast (AMP) with float32 weights; '
+            'step peak memory = the most a step holds beyond the weights '
+            'and optimiser state (CUDA: max_memory_allocated; CPU: '
+            'torch.profiler memory events), RSS growth = CPU peak resident '
+            'set over the resident set before a step, process peak = CUDA '
+            'allocated peak or CPU peak resident set')
+    lines.append('')
+    if report['results']:
+        header = ['model', 'form', 'dtype', 'mode', 'params (M)', 'GMACs',
+                  'GMACs conv/linear/matmul', 'latency b=1 (ms)',
+                  f'throughput b={batch} (img/s)', 'GFLOP/s',
+                  '% of peak b=1', f'% of peak b={batch}']
+        lines += _table([_row(r) for r in report['results']], header)
+    if report.get('speedups'):
+        lines += ['', *_speedup_table(report['speedups'], batch)]
+    if report.get('train_step'):
+        lines += ['', *_train_step_table(report['train_step'])]
+    return '\n'.join(lines) + '\n'
+
+
+def _inference_notes(report):
+    """The settings lines of the inference measurements."""
+    settings = report['settings']
+    height, width = settings['img_size']
+    batch = settings['batch']
+    lines = [
+        f'- input: random {batch}x3x{height}x{width} batches, eval mode, no '
+        f'grad; latency at batch 1 on {settings["latency_threads"]} '
+        f'thread(s), throughput at batch {batch} on '
+        f'{settings["throughput_threads"]} thread(s); '
+        f'forms and modes timed side by side, {settings["warmup"]} warm-up '
+        f'and {settings["repeats"]} timed rounds of one pass of each in '
+        'turn; shown as median [25th, 75th percentile]'
+        + ('; channels_last' if settings['channels_last'] else '')]
+    peaks = ', '.join(
+        f'{peak["gflops"]:.1f} GFLOP/s on {peak["threads"]} thread(s) '
+        f'({peak["best"]})' for peak in report['peak'])
+    lines.append(
+        f'- float32 peak, a ceiling: the best rate of any of the models\' '
+        f'own matrix multiplies and convolutions (replayed alone, same '
+        f'shapes and operators) and of square torch.mm products, best of a '
+        f'run before and one after the models: {peaks}')
+    nominal = [n for n in report.get('nominal_peak') or [] if n]
+    if nominal:
+        lines.append('- for reference, the nominal FMA bound (' + ', '.join(
+            f'{n["gflops"]:.0f} GFLOP/s on {n["threads"]} thread(s)'
+            for n in nominal) + f'; {nominal[0]["formula"]}, with '
+            f'{nominal[0]["fma_units"]} FMA units assumed, '
+            f'{nominal[0]["lanes"]} lanes, {nominal[0]["mhz"]:.0f} MHz as '
+            '/proc/cpuinfo reports)')
+    lines.append(
+        '- GFLOP/s = 2 x conv/linear/matmul MACs x images/s at the '
+        'throughput setting; % of peak = that rate (at batch 1 and at the '
+        'throughput batch) over the peak on the same threads'
+        + ('; bf16/fp16 rows use the float32 peak too, so they can pass '
+           '100%' if set(settings['dtypes']) - {'fp32'} else ''))
+    lines.append(f'- MACs per image: {report["mac_counting"]}')
+    for target in report['targets']:
+        notes = [f'MACs count {target["mac_scope"]}']
+        if settings['compile']:
+            notes.append(f'torch.compile compiles {target["compile_scope"]}')
+        if set(settings['dtypes']) - {'fp32'}:
+            notes.append('bf16/fp16 under torch.autocast, float32 weights'
+                         if target['precision'] == 'autocast' else
+                         'bf16/fp16: weights and inputs cast to that dtype')
+        notes += [f'{form} form MACs not counted ({info["macs_error"]})'
+                  for form, info in target['forms'].items()
+                  if info.get('macs_error')]
+        lines.append(f'- {target["name"]}: {target["description"]}; '
+                     + '; '.join(notes))
+    return lines
+
+
+def _train_step_table(rows):
+    """Markdown lines: the train-step rows."""
+    lines = ['Train step (forward, backward and optimiser step of the train '
+             'form; median [25th, 75th percentile]):', '']
+    header = ['model', 'dtype', 'mode', 'batch', 'threads', 'images/s',
+              'step (ms)', 'step peak memory (MiB)',
+              'RSS growth (MiB)', 'process peak (MiB)',
+              'speed-up over eager']
+    body = []
+    for row in rows:
+        head = [row['target'], row.get('dtype') or DASH,
+                row.get('mode') or DASH]
+        if row['status'] != 'ok':
+            body.append(head + [f'{row["status"]}: {row["reason"]}'] +
+                        [DASH] * 7)
+            continue
+        memory = row.get('memory') or {}
+        speedup = row.get('speedup_over_eager')
+        body.append(head + [
+            row['batch'], row['threads'], _spread(row['images_per_s']),
+            _spread(row['step_ms']), _fmt(memory.get('step_peak_mib')),
+            _fmt(memory.get('rss_growth_mib')), _fmt(memory.get('peak_mib')),
+            DASH if speedup is None else f'{speedup:.2f}x'])
+    return lines + _table(body, header)
+
+
+def _speedup_table(speedups, batch):
+    """Markdown lines: each setting's speed-up over train form, eager."""
+    lines = ['Speed-up over the train form in eager mode (same weights and '
+             'dtype; median over rounds of the per-round time ratio):', '']
+    header = ['model', 'dtype', 'form', 'mode', 'latency b=1',
+              f'throughput b={batch}']
+    rows = [[s['target'], s['dtype'], s['form'], s['mode'],
+             f'{s["latency"]:.2f}x', f'{s["throughput"]:.2f}x']
+            for s in speedups]
+    return lines + _table(rows, header)

@@ -1,0 +1,78 @@
+"""Timing loops and their summaries."""
+import time
+
+import numpy as np
+
+from .devices import synchronize
+
+
+def time_side_by_side(runs, repeats, warmup, device, on_run=None):
+    """Time several callables side by side: one pass of each per round.
+
+    Every pass is timed alone, from an idle device to an idle device. The
+    callables take turns (the order rotates from round to round), so a
+    slow drift of the machine (a neighbour's load, clock changes) hits all
+    of them alike: their ratios stay honest even where the absolute times
+    wander, and round ``i`` of one pairs with round ``i`` of another.
+
+    Args:
+        runs (dict): ``{key: fn}``, each ``fn()`` one pass.
+        repeats (int): Timed rounds.
+        warmup (int): Untimed rounds first.
+        device (torch.device): Synchronised around every pass.
+        on_run (callable, optional): Called as ``on_run(done, total)``
+            after every round, warm-up included (for a progress display).
+
+    Returns:
+        dict: ``{key: [seconds of round 0, round 1, ...]}``.
+    """
+    keys = list(runs)
+    total = warmup + repeats
+    report = on_run or (lambda done, total: None)
+    for i in range(warmup):
+        for key in keys:
+            runs[key]()
+        report(i + 1, total)
+    synchronize(device)
+    samples = {key: [] for key in keys}
+    for i in range(repeats):
+        shift = i % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            start = time.perf_counter()
+            runs[key]()
+            synchronize(device)
+            samples[key].append(time.perf_counter() - start)
+        report(warmup + i + 1, total)
+    return samples
+
+
+def paired_speedup(baseline, other):
+    """Median over rounds of ``baseline[i] / other[i]`` (seconds per pass
+    of two callables timed side by side, :func:`time_side_by_side`)."""
+    ratios = np.asarray(baseline, np.float64) / np.asarray(other, np.float64)
+    return float(np.median(ratios))
+
+
+def summarize(samples):
+    """Median, quartiles and range of ``samples`` (any unit)."""
+    values = np.asarray(samples, dtype=np.float64)
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    return dict(median=float(median), q1=float(q1), q3=float(q3),
+                min=float(values.min()), max=float(values.max()),
+                n=int(values.size))
+
+
+def images_per_second(batch, seconds):
+    """Summary of images/s from a :func:`summarize` of seconds per batch.
+
+    The rate is monotone decreasing in the time, so quantiles map onto
+    quantiles with the ends swapped.
+    """
+    return dict(median=batch / seconds['median'], q1=batch / seconds['q3'],
+                q3=batch / seconds['q1'], min=batch / seconds['max'],
+                max=batch / seconds['min'], n=seconds['n'])
+
+
+def in_ms(seconds):
+    """A :func:`summarize` of seconds in milliseconds."""
+    return {k: v * 1e3 if k != 'n' else v for k, v in seconds.items()}
