@@ -10,6 +10,8 @@ that builds runners through the registry (this project's
 - ``resume=True`` without ``load_from`` resumes from the newest *complete*
   checkpoint in the work dir: a file a killed run left half-written is
   skipped, where mmengine's ``last_checkpoint`` pointer would name it;
+- each run gets its own visualizer (the configs all name theirs
+  'visualizer', which mmengine would share between runners of one process);
 - a truncated checkpoint file is refused before it is unpickled, and a
   checkpoint that does not fit the model fails the run, naming the file
   (:class:`~mmpartial.engine.CheckpointCheckHook`, added unless the config
@@ -50,6 +52,16 @@ class CheckedRunner(Runner):
             model_wrapper_cfg.setdefault('type', 'MMDistributedDataParallel')
             model_wrapper_cfg['device_ids'] = None  # CPU modules
         return super().wrap_model(model_wrapper_cfg, model)
+
+    def build_visualizer(self, visualizer=None):
+        # mmengine keeps one visualizer per name, and the codebases'
+        # default runtimes all name theirs 'visualizer': a second runner in
+        # the same process (a pipeline, a test) would get the first one's,
+        # and write its logs and pictures into the first run's work dir.
+        if isinstance(visualizer, dict) and \
+                visualizer.get('name') == 'visualizer':
+            visualizer = dict(visualizer, name=self._experiment_name)
+        return super().build_visualizer(visualizer)
 
     def register_hooks(self, default_hooks=None, custom_hooks=None):
         custom_hooks = list(custom_hooks or [])
