@@ -194,7 +194,7 @@ def test_pipeline_pretrains_hands_over_and_detects(tmp_path, capsys):
     assert f'reusing {first / "pretrain"}' in capsys.readouterr().out
     # ...but not after a change of config.
     pretrain(str(runs / 'third'), str(data / 'toy_shapes'),
-             options={**TINY_PRETRAIN, 'optim_wrapper.optimizer.lr': 1e-3})
+             options={**TINY_PRETRAIN, 'optim_wrapper.optimizer.lr': 5e-4})
     assert 'reusing' not in capsys.readouterr().out
     with pytest.raises(Exception, match='holds a finished run already'):
         run_toy_pipeline(str(first), data_root=str(data), data=TINY_DATA)
