@@ -30,13 +30,13 @@ val_dataloader = dict(
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-# 8 epochs of the default set (500 images per class): 500 iterations, a
-# few CPU minutes. Shape, unlike colour, is learned slowly from scratch:
-# top-1 was about 35% after 500 iterations, 45% after 1000 and 62% after
-# 1500 in a run measured here; longer pretraining trades demo time for a
-# better start.
-max_epochs = 8
-optim_wrapper = dict(optimizer=dict(lr=1e-3, weight_decay=0.01))
+# 16 epochs of the default set (500 images per class): 1000 iterations of
+# 32 images, under 3 minutes on 2 CPU cores. The learning rate matters
+# most: measured here, top-1 after 500 iterations was 36% at lr 1e-3 and
+# 80% at 5e-4 (a plain loop at 2e-3 stayed at chance after 1000); 1000
+# iterations at 5e-4 reach 92%.
+max_epochs = 16
+optim_wrapper = dict(optimizer=dict(lr=5e-4, weight_decay=0.01))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),

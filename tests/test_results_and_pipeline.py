@@ -17,8 +17,8 @@ from mmpartial.apis.model import build_model
 from mmpartial.apis.results import (DetectorFlopsForward, ResultsError,
                                     collect, find_results, format_tables,
                                     model_complexity)
-from mmpartial.apis.toy_pipeline import (pretrain, run_toy_pipeline,
-                                         STAGE_FILE)
+from mmpartial.apis.toy_pipeline import (PRETRAIN_CONFIG, STAGE_FILE,
+                                         pretrain, run_toy_pipeline)
 from mmpartial.datasets.toy import make_toy_shapes
 from toy_detection import make_toy_set, toy_detection_cfg
 
@@ -184,6 +184,9 @@ def test_pipeline_pretrains_hands_over_and_detects(tmp_path, capsys):
     # The hand-off: the detector's backbone started from the classifier's.
     log = capsys.readouterr().out
     assert f'PartialNet: loaded {backbone}' in log
+    # ...with the classifier's BN statistics kept.
+    dumped = Config.fromfile(glob.glob(str(first / 'detect' / '*.py'))[0])
+    assert dumped.model.backbone.norm_eval is True
     assert glob.glob(str(first / 'pictures' / '*'))
     assert 'Detection' in table and 'Classification' in table
     assert (first / 'results.md').read_text() == table
@@ -192,9 +195,11 @@ def test_pipeline_pretrains_hands_over_and_detects(tmp_path, capsys):
     pretrain(str(runs / 'second'), str(data / 'toy_shapes'),
              options=TINY_PRETRAIN)
     assert f'reusing {first / "pretrain"}' in capsys.readouterr().out
-    # ...but not after a change of config.
+    # ...but not after a change of config (half the config's own lr).
+    lr = Config.fromfile(osp.join(REPO, PRETRAIN_CONFIG)).optim_wrapper \
+        .optimizer.lr
     pretrain(str(runs / 'third'), str(data / 'toy_shapes'),
-             options={**TINY_PRETRAIN, 'optim_wrapper.optimizer.lr': 5e-4})
+             options={**TINY_PRETRAIN, 'optim_wrapper.optimizer.lr': lr / 2})
     assert 'reusing' not in capsys.readouterr().out
     with pytest.raises(Exception, match='holds a finished run already'):
         run_toy_pipeline(str(first), data_root=str(data), data=TINY_DATA)

@@ -214,8 +214,15 @@ def detect(run_dir, data_dir, backbone_checkpoint, config=DETECT_CONFIG,
     cfg.model.backbone.init_cfg = dict(
         type='Pretrained', checkpoint=backbone_checkpoint,
         prefix='backbone.')
+    # The classifier's BN statistics come with its weights: keep them, as
+    # mmdet does with ImageNet backbones, rather than re-estimate them
+    # from batches of 2 images (measured: bbox AP 0.16 -> 0.35 together
+    # with the better classifier). An explicit option wins.
+    if 'model.backbone.norm_eval' not in (options or {}):
+        cfg.model.backbone.norm_eval = True
     _say(f'detect: training {config} from the classifier\'s backbone '
-         f'{backbone_checkpoint} -> {stage_dir}')
+         f'{backbone_checkpoint} (norm_eval='
+         f'{cfg.model.backbone.norm_eval}) -> {stage_dir}')
     start = time.time()
     checkpoint = _train(cfg)
     _write_stage(stage_dir, config=config, checkpoint=osp.basename(
