@@ -1,25 +1,25 @@
 """Layout helpers of the deploy (inference) forward of PartialNet.
 
 The deploy forward of every layer takes and returns ``(B, C, H, W)``
-tensors, like the train form, but works on their ``(B, H, W, C)`` view:
-a ``(B, C, H, W)`` tensor in ``torch.channels_last`` memory format is a
-contiguous ``(B, H, W, C)`` tensor, and ``permute`` switches between the
-two views for free. In that view
+tensors, like the train form, and keeps them in ``torch.channels_last``
+memory format from the stem on (``PartialNet.forward_deploy``):
 
-* every 1x1 convolution is one matrix multiply over all positions of the
-  batch (``F.linear`` / ``torch.addmm``), with no layout conversion;
-* a PAT layer's channel split is a slice of the last dimension;
-* a residual is added inside the last matrix multiply (``torch.addmm``).
-
-The 3x3 and patchify convolutions take the channels_last view of the same
-memory, which oneDNN (and cuDNN) handle natively.
+* the MLP's 1x1 convolutions (``nn.Linear`` layers in the deploy
+  checkpoint) run as 1x1 convolutions of channels_last tensors
+  (:func:`conv1x1`): oneDNN's (cuDNN's) kernels, the fastest here at
+  batch 32 and as fast as a matrix multiply of the same tokens at batch 1;
+* the 3x3 and patchify convolutions, too, work on channels_last memory
+  natively;
+* the few token-wise parts (PAT_ch's gate statistics, PAT_sp, the
+  attention) use the ``(B, H, W, C)`` view of the same memory, which
+  ``permute`` gives for free (:func:`nhwc`, :func:`nchw`).
 
 There is one deploy forward per layer, written with out-of-place
 operators only: it runs as it is in eager mode, under autograd, under
 ``torch.compile`` (whose compiler fuses the element-wise work) and in
 exporters (ONNX, ``torch.jit.trace``, fvcore's counting).
 """
-import torch
+import torch.nn.functional as F
 
 
 def nhwc(x):
@@ -34,18 +34,8 @@ def nchw(t):
     return t.permute(0, 3, 1, 2)
 
 
-def linear_residual(residual, t, weight):
-    """``residual + t @ weight.T`` over the last dimension, in one matrix
-    multiply (``addmm``: the residual is the accumulator).
-
-    Args:
-        residual (Tensor): ``(..., N)``.
-        t (Tensor): ``(..., K)``, the same leading dimensions.
-        weight (Tensor): ``(N, K)`` (an ``nn.Linear`` weight).
-
-    Returns:
-        Tensor: ``(..., N)``, contiguous.
-    """
-    out = torch.addmm(residual.reshape(-1, residual.shape[-1]),
-                      t.reshape(-1, t.shape[-1]), weight.t())
-    return out.view(residual.shape)
+def conv1x1(x, linear):
+    """An ``nn.Linear`` applied to every position of ``(B, C, H, W)`` ``x``
+    as a 1x1 convolution (of a view of its weight); the output has ``x``'s
+    memory format."""
+    return F.conv2d(x, linear.weight[:, :, None, None], linear.bias)

@@ -73,7 +73,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .deploy_ops import nchw, nhwc
 
 TRAIN_FORMS = ('partial', 'group')
 
@@ -350,12 +349,6 @@ class DPConv(nn.Module):
             return torch.cat((self.conv(x1), x2), 1)
         index = self.conv_index
         return x.index_copy(1, index, self.conv(x.index_select(1, index)))
-
-    def forward_nhwc(self, t, residual=None):
-        """Deploy form on NHWC ``t`` (plus ``residual``), as a block's
-        token mixer (the reference's ``auto_div`` network)."""
-        out = nhwc(self._forward_deploy(nchw(t)))
-        return out if residual is None else out + residual
 
     def complexity(self):
         """``nnz(U)`` as a scalar tensor, differentiable through the
