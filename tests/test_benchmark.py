@@ -152,8 +152,8 @@ def test_arch_report(arch_run):
             assert len(base_ms) == len(deploy_ms) == 2
             assert speedup[key] == pytest.approx(
                 np.median(base_ms / deploy_ms))
-        assert 'Speed-up over the train form in eager mode' in stdout
-        assert f'| classifier | fp32 | deploy | eager | ' \
+        assert 'Speed-ups (same weights and dtype' in stdout
+        assert f'| classifier | fp32 | deploy | eager | train eager | ' \
             f'{speedup["latency"]:.2f}x |' in stdout
 
     # The same rows as a Markdown table on stdout (the first table).
@@ -313,6 +313,28 @@ def test_side_by_side_rounds_take_turns():
     assert set(samples) == set('abc')
     assert all(len(times) == 3 and min(times) >= 0
                for times in samples.values())
+
+
+def test_deploy_compiled_is_compared_with_train_compiled():
+    """Besides every setting over train eager, the compiled deploy form
+    over the compiled train form, round by round."""
+    from mmpartial.apis.benchmark.results import speedups
+
+    def row(form, mode, ms):
+        return dict(target='m', dtype='fp32', form=form, mode=mode,
+                    status='ok', latency=dict(samples_ms=ms),
+                    throughput=dict(samples_ms=ms))
+
+    rows = [row('train', 'eager', [4., 8.]), row('train', 'compiled',
+                                                 [2., 4.]),
+            row('deploy', 'eager', [2., 4.]), row('deploy', 'compiled',
+                                                  [1., 4.])]
+    found = {(s['form'], s['mode'], s['baseline']): s['latency']
+             for s in speedups(rows)}
+    assert found == {('train', 'compiled', 'train eager'): 2.,
+                     ('deploy', 'eager', 'train eager'): 2.,
+                     ('deploy', 'compiled', 'train eager'): 3.,
+                     ('deploy', 'compiled', 'train compiled'): 1.5}
 
 
 def test_paired_speedup_pairs_rounds():

@@ -155,14 +155,16 @@ def time_probe(probe, device, min_seconds=0.05, min_runs=3):
 
 
 def measure_peak(device, threads, probes, max_size, min_seconds=0.05,
-                 max_probes=48):
+                 max_probes=24):
     """The float32 peak on ``threads`` threads: the best rate of any probe.
 
     Args:
         device (torch.device): Where to run.
         threads (int): ``torch.set_num_threads`` for the measurement.
-        probes (list[dict]): Recorded calls (:func:`record_gemms`); the
-            ``max_probes`` with the most flops are timed.
+        probes (list[dict] | dict[str, list[dict]]): Recorded calls
+            (:func:`record_gemms`), or groups of them (e.g. one per batch
+            size); of each group the ``max_probes`` with the most flops
+            are timed.
         max_size (int): Largest side of the square products.
         min_seconds (float): Time spent per probe, at least.
 
@@ -172,8 +174,14 @@ def measure_peak(device, threads, probes, max_size, min_seconds=0.05,
         and best GFLOP/s, so that the peak can be checked against them).
     """
     torch.set_num_threads(threads)
-    unique = {probe['key']: probe for probe in probes}
-    chosen = sorted(unique.values(), key=lambda p: -p['flops'])[:max_probes]
+    groups = probes.values() if isinstance(probes, dict) else [probes]
+    chosen = {}
+    for group in groups:
+        unique = {probe['key']: probe for probe in group}
+        for probe in sorted(unique.values(),
+                            key=lambda p: -p['flops'])[:max_probes]:
+            chosen[probe['key']] = probe
+    chosen = list(chosen.values())
     timed = []
     for probe in chosen + square_probes(max_size):
         gflops = time_probe(probe, device, min_seconds)

@@ -133,26 +133,33 @@ def attach_peak_fractions(results, peaks):
 
 
 def speedups(results):
-    """Every setting's speed-up over the train form in eager mode.
+    """Every setting's speed-up over the train form in eager mode
+    (``baseline='train eager'``), and every deploy setting's over the train
+    form in the same mode (``baseline='train compiled'`` for a compiled
+    one: what folding buys under the compiler).
 
     Per target and dtype: the median over rounds of the ratio of the two
     settings' times in the same round (they were timed side by side).
     """
     ok = [row for row in results if row['status'] == 'ok']
     out = []
+
+    def add(base, row):
+        out.append(dict(
+            target=row['target'], dtype=row['dtype'], form=row['form'],
+            mode=row['mode'], baseline=f'{base["form"]} {base["mode"]}',
+            **{key: paired_speedup(base[key]['samples_ms'],
+                                   row[key]['samples_ms'])
+               for key in ('latency', 'throughput')}))
+
     for base in ok:
-        if (base['form'], base['mode']) != ('train', 'eager'):
-            continue
         for row in ok:
             if row is base or (row['target'], row['dtype']) != (
-                    base['target'], base['dtype']):
+                    base['target'], base['dtype']) or base['form'] != 'train':
                 continue
-            out.append(dict(
-                target=row['target'], dtype=row['dtype'], form=row['form'],
-                mode=row['mode'], baseline='train eager',
-                **{key: paired_speedup(base[key]['samples_ms'],
-                                       row[key]['samples_ms'])
-                   for key in ('latency', 'throughput')}))
+            if base['mode'] == 'eager' or (row['form'] == 'deploy' and
+                                           row['mode'] == base['mode']):
+                add(base, row)
     return out
 
 

@@ -126,16 +126,18 @@ def prepare_target(target, options, img_size, progress):
 
 def record_probes(target, models, options, device, img_size):
     """The float32 matrix-multiply calls of every form at every timed batch
-    size (one eager forward each), by thread count: what the peak
-    measurement replays."""
+    size (one eager forward each), by phase: what the peak measurement
+    replays (every phase's calls on every thread count, so that the peak
+    on a thread count is the machine's, not only that of one batch
+    size)."""
     probes = {}
-    for _, batch, threads in phases_of(options):
+    for phase, batch, _ in phases_of(options):
         inputs = target.make_inputs(batch, img_size, device,
                                     channels_last=options.channels_last)
         for model in models.values():
             typed = target.prepare(model, device, torch.float32,
                                    options.channels_last)
-            probes.setdefault(threads, []).extend(
+            probes.setdefault(phase, []).extend(
                 record_gemms(target.runner(typed, inputs)))
             del typed
     return probes
@@ -254,12 +256,12 @@ def measure_peaks(options, device, probes, progress, before=None):
     """
     size = options.peak_size or (8192 if device.type == 'cuda' else 2048)
     peaks = {}
+    count = sum(map(len, probes.values()))
     for threads in dict.fromkeys([options.threads, options.batch_threads]):
-        own = probes.get(threads, [])
-        progress.note(f'float32 peak on {threads} thread(s): {len(own)} '
+        progress.note(f'float32 peak on {threads} thread(s): {count} '
                       f'matrix multiplies of the models and squares up to '
                       f'{size} ...')
-        peak = measure_peak(device, threads, own, size,
+        peak = measure_peak(device, threads, probes, size,
                             min_seconds=options.peak_seconds)
         progress.note(f'{peak["gflops"]:.1f} GFLOP/s ({peak["best"]})')
         if before is not None:
@@ -329,9 +331,9 @@ def run_benchmark(options):
                                             progress)
         prepared.append((target, info, rows, models))
         if options.inference:
-            for threads, calls in record_probes(
+            for phase, calls in record_probes(
                     target, models, options, device, img_size).items():
-                probes.setdefault(threads, []).extend(calls)
+                probes.setdefault(phase, []).extend(calls)
     peaks = measure_peaks(options, device, probes, progress) \
         if options.inference else None
     progress.total = len(targets) * len(options.dtype) * (
