@@ -6,8 +6,8 @@ memory format from the stem on (``PartialNet.forward_deploy``):
 
 * the MLP's 1x1 convolutions (``nn.Linear`` layers in the deploy
   checkpoint) run as 1x1 convolutions of channels_last tensors
-  (:func:`conv1x1`): oneDNN's (cuDNN's) kernels, the fastest here at
-  batch 32 and as fast as a matrix multiply of the same tokens at batch 1;
+  (:func:`conv1x1`): measured on the development CPU, as fast as a
+  matrix multiply over the NHWC tokens, in eager mode and compiled;
 * the 3x3 and patchify convolutions, too, work on channels_last memory
   natively;
 * the few token-wise parts (PAT_ch's gate statistics, PAT_sp, the
