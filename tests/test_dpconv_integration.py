@@ -20,6 +20,7 @@ from mmengine.logging import MessageHub, MMLogger
 from mmengine.registry import init_default_scope
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from deploy_helpers import randomize_norms
 import mmpartial  # noqa: F401  (registers models and hooks)
 from mmpartial.apis.dpconv_report import dpconv_report
 from mmpartial.engine import DPConvHook
@@ -56,31 +57,6 @@ def fake_runner(model, epoch=0):
         model=model, epoch=epoch, iter=0,
         logger=MMLogger.get_instance('test_dpconv_integration'),
         message_hub=MessageHub.get_instance('test_dpconv_integration'))
-
-
-@torch.no_grad()
-def randomize_norms(model, seed=0):
-    """Norm statistics and affines, and iRPE tables, away from their
-    initial values, so that slicing and folding them is tested."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def fill(tensor, low, high):
-        tensor.copy_(torch.rand(tensor.shape, generator=gen) * (high - low) +
-                     low)
-
-    for module in model.modules():
-        if isinstance(module, _BatchNorm):
-            fill(module.running_mean, -.5, .5)
-            fill(module.running_var, .5, 2.)
-            fill(module.weight, .5, 1.5)
-            fill(module.bias, -.3, .3)
-        elif isinstance(module, nn.LayerNorm) and module.elementwise_affine:
-            fill(module.weight, .5, 1.5)
-            fill(module.bias, -.3, .3)
-    for name, param in model.named_parameters():
-        if name.endswith('bias_table'):
-            fill(param, -1., 1.)
-    return model
 
 
 def classifier_cfg(dpconv, num_classes=4):
