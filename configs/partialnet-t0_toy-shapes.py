@@ -47,3 +47,6 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 custom_hooks = []  # no resolution switch: one size throughout
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
+# A fixed seed: from random seeds, three runs of this config reached 79.5%,
+# 90.5% and 92% top-1, and the detector trained on it follows.
+randomness = dict(seed=0)
