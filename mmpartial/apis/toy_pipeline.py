@@ -42,7 +42,7 @@ from .results import collect, format_tables
 PRETRAIN_CONFIG = 'configs/partialnet-t0_toy-shapes.py'
 DETECT_CONFIG = 'configs/mask-rcnn_partialnet-t0_toy.py'
 # Generator arguments of the demo's data, by data folder name. 64 val
-# images (about 240 shapes): with 16, the AP of one config moved by 6
+# images (about 240 shapes): with 16, the segm AP of one config moved 6
 # points between runs; testing 64 takes seconds.
 DEMO_DATA = {
     'toy_shapes': dict(generator='make_toy_shapes', num_train_per_class=500,
