@@ -41,13 +41,11 @@ TINY_PRETRAIN = {'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
 
 def tiny_detect_options():
     return {'train_cfg': dict(_delete_=True, type='IterBasedTrainLoop',
-                              max_iters=2, val_interval=2),
+                              max_iters=2),
             'param_scheduler': [], 'log_processor.by_epoch': False,
             'train_dataloader.num_workers': 0,
             'train_dataloader.persistent_workers': False,
             'train_dataloader.sampler': dict(type='InfiniteSampler'),
-            'val_dataloader.num_workers': 0,
-            'val_dataloader.persistent_workers': False,
             'test_dataloader.num_workers': 0,
             'test_dataloader.persistent_workers': False,
             'default_hooks.checkpoint': dict(type='CheckpointHook',
@@ -188,6 +186,13 @@ def test_pipeline_pretrains_hands_over_and_detects(tmp_path, capsys):
     dumped = Config.fromfile(glob.glob(str(first / 'detect' / '*.py'))[0])
     assert dumped.model.backbone.norm_eval is True
     assert glob.glob(str(first / 'pictures' / '*'))
+    # Evaluated once, by the test stage: training skipped the validation
+    # that would only repeat it on the same images.
+    logs = glob.glob(str(first / 'detect' / '*' / '*.log'))
+    assert len(logs) == 2
+    logged = ''.join(open(f).read() for f in logs)
+    assert logged.count('coco/bbox_mAP:') == 1
+    assert 'Iter(test)' in logged and 'Iter(val)' not in logged
     assert 'Detection' in table and 'Classification' in table
     assert (first / 'results.md').read_text() == table
     assert 'no results' not in table
