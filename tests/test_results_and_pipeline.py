@@ -17,8 +17,11 @@ from mmpartial.apis.model import build_model
 from mmpartial.apis.results import (DetectorFlopsForward, ResultsError,
                                     collect, find_results, format_tables,
                                     model_complexity)
-from mmpartial.apis.toy_pipeline import (PRETRAIN_CONFIG, STAGE_FILE,
-                                         pretrain, run_toy_pipeline)
+from mmpartial.apis.config import load_config
+from mmpartial.apis.toy_pipeline import (DETECT_CONFIG, PRETRAIN_CONFIG,
+                                         STAGE_FILE, pretrain,
+                                         run_toy_pipeline,
+                                         skip_repeated_validation)
 from mmpartial.datasets.toy import make_toy_shapes
 from toy_detection import make_toy_set, toy_detection_cfg
 
@@ -210,3 +213,15 @@ def test_pipeline_pretrains_hands_over_and_detects(tmp_path, capsys):
     assert 'reusing' not in capsys.readouterr().out
     with pytest.raises(Exception, match='holds a finished run already'):
         run_toy_pipeline(str(first), data_root=str(data), data=TINY_DATA)
+
+
+@pytest.mark.parametrize('options, kept', [
+    (None, False), ({'train_cfg.max_epochs': 1}, False),
+    ({'train_cfg.val_interval': 4}, True),
+    ({'train_cfg': dict(max_epochs=2, val_interval=2)}, True),
+    ({'val_evaluator.metric': ['bbox']}, True)])
+def test_detect_stage_validates_only_when_asked(options, kept):
+    cfg = load_config(osp.join(REPO, DETECT_CONFIG))
+    skip_repeated_validation(cfg, options)
+    assert (cfg.val_cfg is not None) == kept
+    assert (cfg.val_dataloader is not None) == kept

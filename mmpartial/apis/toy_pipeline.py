@@ -216,11 +216,16 @@ def _keep_bn_statistics(cfg, options):
         cfg.model.backbone.norm_eval = True
 
 
-def _skip_validation(cfg, options):
-    # The test stage evaluates the final checkpoint on the same val images
-    # right after training, so the validation that mmengine's loops run at
-    # the end of training would only repeat it (about 40 s of the demo's
-    # 15 minutes). An explicit val_* option or val_interval keeps it.
+def skip_repeated_validation(cfg, options):
+    """Drop the detect stage's validation from ``cfg`` (in place), unless
+    ``options`` (the stage's ``--cfg-options``) name a ``val_*`` entry or
+    ``train_cfg.val_interval``.
+
+    The test stage evaluates the final checkpoint on the same val images
+    right after training, so the validation that mmengine's loops run at
+    the end of training would only repeat it (about 40 s of the demo's
+    15 minutes).
+    """
     options = options or {}
     if any(key.startswith('val_') for key in options) or \
             'train_cfg.val_interval' in options or \
@@ -239,7 +244,7 @@ def detect(run_dir, data_dir, backbone_checkpoint, config=DETECT_CONFIG,
         type='Pretrained', checkpoint=backbone_checkpoint,
         prefix='backbone.')
     _keep_bn_statistics(cfg, options)
-    _skip_validation(cfg, options)
+    skip_repeated_validation(cfg, options)
     _say(f'detect: training {config} from the classifier\'s backbone '
          f'{backbone_checkpoint} (norm_eval='
          f'{cfg.model.backbone.norm_eval}) -> {stage_dir}')
