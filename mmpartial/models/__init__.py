@@ -1,4 +1,5 @@
 from . import heads  # noqa: F401  (registers the head builders)
+from . import roi_heads  # noqa: F401  (registers the RoI head builders)
 from .backbones import PartialNet
 from .layers import DPConv
 

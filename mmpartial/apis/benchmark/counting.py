@@ -41,13 +41,15 @@ def _sdpa_macs(inputs, outputs):
     return queries * k_shape[-2] * (q_shape[-1] + v_shape[-1])
 
 
-def count_macs(module, inputs):
+def count_macs(module, inputs, exclude=()):
     """Count the multiply-adds of ``module(*inputs)`` with fvcore.
 
     Args:
         module (nn.Module): The module to trace; its ``forward`` takes
             ``inputs``. Tracing runs it once, under ``torch.no_grad``.
         inputs (tuple): Its positional inputs.
+        exclude (tuple[type]): Submodule classes whose work is left out of
+            every count (a convention that does not count them).
 
     Returns:
         dict: ``total`` (fvcore's count), ``conv_linear_matmul`` (the
@@ -69,6 +71,12 @@ def count_macs(module, inputs):
         warnings.simplefilter('ignore')
         by_operator = dict(analysis.by_operator())
         unsupported = dict(analysis.unsupported_ops())
+        if exclude:
+            by_module = analysis.by_module_and_operator()
+            for name, sub in module.named_modules():
+                if isinstance(sub, exclude):
+                    for op, n in by_module.get(name, {}).items():
+                        by_operator[op] -= n
     return dict(
         total=int(sum(by_operator.values())),
         conv_linear_matmul=int(
