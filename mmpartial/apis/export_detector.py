@@ -30,10 +30,11 @@ What is exported
     get the same padded input, which :func:`check_detector_onnx` does.
 
 Supported: mmdet's ``MaskRCNN`` (and ``FasterRCNN``, without masks) with
-an ``RPNHead``, a ``StandardRoIHead`` with ``SingleRoIExtractor``\\ s of
-RoIAlign, a box head with ``DeltaXYWHBBoxCoder`` and softmax scores, and
-an ``FCNMaskHead``. Other parts, and operators without an ONNX form, are
-errors that name them (:class:`~.deploy.DeployError`).
+an ``RPNHead``, a ``StandardRoIHead`` (or mmpartial's
+``CappedMaskRoIHead``) with ``SingleRoIExtractor``\\ s of RoIAlign (mmcv's
+or mmpartial's), a box head with ``DeltaXYWHBBoxCoder`` and softmax
+scores, and an ``FCNMaskHead``. Other parts, and operators without an ONNX
+form, are errors that name them (:class:`~.deploy.DeployError`).
 """
 import os
 import os.path as osp
@@ -159,20 +160,25 @@ def _type_name(module):
     return type(module).__name__
 
 
+# RoI heads whose inference is mmdet's StandardRoIHead's (CappedMaskRoIHead
+# changes the mask head's training only).
+ROI_HEADS = ('StandardRoIHead', 'CappedMaskRoIHead')
+
+
 def unsupported_parts(detector):
     """What :class:`ExportableMaskRCNN` cannot export in ``detector``, as
     ``'attribute: TypeName'`` strings (empty when all is supported)."""
     problems = []
     wanted = {
         'rpn_head': ('RPNHead', ),
-        'roi_head': ('StandardRoIHead', ),
+        'roi_head': ROI_HEADS,
     }
     for name, types in wanted.items():
         part = getattr(detector, name, None)
         if _type_name(part) not in types:
             problems.append(f'{name}: {_type_name(part)}')
     roi_head = getattr(detector, 'roi_head', None)
-    if _type_name(roi_head) != 'StandardRoIHead':
+    if _type_name(roi_head) not in ROI_HEADS:
         return problems
     heads = {'bbox_roi_extractor': 'SingleRoIExtractor',
              'mask_roi_extractor': 'SingleRoIExtractor',
