@@ -108,3 +108,10 @@ def test_capped_mask_head_rejects_a_bad_cap(bad):
                        'positive integer'):
         MODELS.build(dict(type='mmpartial.CappedMaskRoIHead',
                           max_mask_rois_per_img=bad))
+
+
+def test_capped_mask_head_needs_its_own_mask_extractor(toy_root, tmp_path):
+    cfg = toy_detection_cfg(toy_root, tmp_path)
+    head = dict(cfg.model.roi_head, mask_roi_extractor=None)
+    with pytest.raises(ValueError, match='needs its own mask_roi_extractor'):
+        MODELS.build(head)

@@ -33,13 +33,14 @@ class CappedMaskRoIHead(StandardRoIHead):
             raise ValueError('max_mask_rois_per_img must be a positive '
                              f'integer, got {max_mask_rois_per_img!r}')
         super().__init__(**kwargs)
+        if self.with_mask and self.share_roi_extractor:
+            # the shared path selects positives from the box RoIs' features
+            raise ValueError('CappedMaskRoIHead needs its own '
+                             'mask_roi_extractor; got none (mmdet would '
+                             "share the box head's)")
         self.max_mask_rois_per_img = max_mask_rois_per_img
 
     def mask_loss(self, x, sampling_results, bbox_feats, batch_gt_instances):
-        if self.share_roi_extractor:
-            raise ValueError('CappedMaskRoIHead needs its own '
-                             'mask_roi_extractor (share_roi_extractor is '
-                             'True)')
         capped = [self._cap_positives(res) for res in sampling_results]
         return super().mask_loss(x, capped, bbox_feats, batch_gt_instances)
 
