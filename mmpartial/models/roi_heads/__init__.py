@@ -1,7 +1,7 @@
 """Mask R-CNN RoI parts for training on a CPU.
 
 In the toy Mask R-CNN, a CPU spent a fifth of each training step in mmcv's
-single-threaded RoIAlign and another fifth in the mask head, which mmdet
+single-threaded RoIAlign and about a sixth in the mask head, which mmdet
 runs on every positive RoI (up to 32 per image, several per shape). These
 builders give mmdet's own classes with that work cut:
 
