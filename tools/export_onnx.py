@@ -15,7 +15,7 @@ Examples::
     # a whole Mask R-CNN: image in, boxes, scores, labels and masks out,
     # checked against mmdet's predict on the toy val images
     python tools/export_onnx.py configs/mask-rcnn_partialnet-t0_toy.py \
-        work_dirs/mask-rcnn_partialnet-t0_toy/epoch_6.pth mrcnn.onnx \
+        work_dirs/mask-rcnn_partialnet-t0_toy/epoch_7.pth mrcnn.onnx \
         --detector --check-images data/toy_coco/val2017
 
 The exported graph is always the deploy form (folded norms, see
