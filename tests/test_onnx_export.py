@@ -4,6 +4,7 @@ checked in onnxruntime."""
 import glob
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -16,6 +17,7 @@ from mmpartial.apis.export import (build_deploy_model, check_onnx,
                                    export_onnx, export_target)
 from mmpartial.apis.export_detector import (ExportableMaskRCNN,
                                             check_detector_onnx,
+                                            compare_detections,
                                             prepare_images,
                                             write_detector_onnx)
 from mmpartial.datasets.toy import make_toy_coco
@@ -182,3 +184,31 @@ def test_detector_unsupported_part_is_named(detector):
     model.roi_head.mask_head = nn.Identity()
     with pytest.raises(DeployError, match='roi_head.mask_head: Identity'):
         ExportableMaskRCNN(model, (64, 64))
+
+
+def test_nms_ties_are_told_from_differences():
+    """Two overlapping boxes of one class with equal scores: NMS may keep
+    either (mmcv and onnxruntime break the tie differently), so the other
+    box is a tie, not a mismatch; a box that moved, a changed score or a
+    changed label still is one."""
+    from mmengine.structures import InstanceData
+    kept = np.array([[10., 10., 50., 50.], [60., 5., 90., 40.]], np.float32)
+    torch_result = InstanceData(bboxes=torch.from_numpy(kept),
+                                scores=torch.tensor([0.9999985, 0.8]),
+                                labels=torch.tensor([0, 2]))
+
+    def onnx_with(first_box, first_score=0.9999985, first_label=0):
+        return [np.stack([np.array(first_box, np.float32), kept[1]]),
+                np.array([first_score, 0.8], np.float32),
+                np.array([first_label, 2])]
+
+    same = compare_detections(torch_result, onnx_with(kept[0]))
+    assert (same['unmatched'], same['tied']) == (0, 0)
+    # NMS kept the tied neighbour (IoU 0.90 with the PyTorch box).
+    other = compare_detections(torch_result, onnx_with([11, 12, 50, 51]))
+    assert (other['unmatched'], other['tied']) == (0, 1)
+    for changed in (onnx_with([11, 12, 50, 51], first_score=0.99),
+                    onnx_with([11, 12, 50, 51], first_label=1),
+                    onnx_with([40, 40, 80, 80])):
+        check = compare_detections(torch_result, changed)
+        assert (check['unmatched'], check['tied']) == (1, 0), check

@@ -99,7 +99,8 @@ def export_detector(args):
     for check in checks:
         print(f'{check["image"]}: {check["count"]} detections in PyTorch, '
               f'{check["onnx_count"]} in onnxruntime, {check["unmatched"]} '
-              f'unmatched; boxes within {check["box_rel_diff"]:.2g} '
+              f'unmatched, {check["tied"]} tied (equal scores, NMS kept '
+              f'the other box); boxes within {check["box_rel_diff"]:.2g} '
               f'(relative), min mask IoU {check["min_mask_iou"]}')
     return checks
 

@@ -460,17 +460,33 @@ def mask_iou(a, b):
     return 1. if union == 0 else np.logical_and(a, b).sum() / union
 
 
+def box_iou(a, b):
+    """IoU of two ``(x1, y1, x2, y2)`` boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0.) * max(h, 0.)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) \
+        - inter
+    return inter / union if union > 0 else 0.
+
+
 def compare_detections(torch_result, onnx_outputs):
     """ONNX detections against mmdet's ``predict`` of one image.
 
     Detections are matched by label and box, not by rank (nearly equal
-    scores may swap places).
+    scores may swap places). Where two boxes of one class overlap with
+    equal scores, NMS keeps either: mmcv's kernel and onnxruntime's
+    NonMaxSuppression break such ties differently. A PyTorch detection
+    left without a match therefore counts as ``tied``, not unmatched, when
+    an ONNX detection of its label has its score (within 1e-6) and
+    overlaps it (IoU >= 0.5, so one suppresses the other).
 
     Returns:
         dict: ``count`` (PyTorch), ``onnx_count``, ``unmatched`` (PyTorch
         detections without an ONNX one of the same label within the
-        tolerance), ``box_rel_diff`` (largest, relative to the box
-        scale), ``score_diff`` and ``min_mask_iou`` (None without masks).
+        tolerance, ties excepted), ``tied``, ``box_rel_diff`` (largest,
+        relative to the box scale), ``score_diff`` and ``min_mask_iou``
+        (None without masks) over the matched detections.
     """
     boxes = torch_result.bboxes.numpy()
     scores = torch_result.scores.numpy()
@@ -482,26 +498,33 @@ def compare_detections(torch_result, onnx_outputs):
         o_labels[valid]
     o_masks = onnx_outputs[3][valid] if len(onnx_outputs) > 3 else None
     scale = max(float(np.abs(boxes).max()) if len(boxes) else 1., 1.)
-    used, worst_box, worst_score, worst_iou, unmatched = set(), 0., 0., 1., 0
+    used, worst_box, worst_score, worst_iou, left = set(), 0., 0., 1., []
     for i in range(len(boxes)):
         candidates = [j for j in range(len(o_boxes))
                       if j not in used and o_labels[j] == labels[i]]
-        if not candidates:
-            unmatched += 1
-            continue
         diffs = [np.abs(o_boxes[j] - boxes[i]).max() / scale
                  for j in candidates]
-        j = candidates[int(np.argmin(diffs))]
-        if min(diffs) > 1e-3:
-            unmatched += 1
+        if not candidates or min(diffs) > 1e-3:
+            left.append(i)
             continue
+        j = candidates[int(np.argmin(diffs))]
         used.add(j)
         worst_box = max(worst_box, min(diffs))
         worst_score = max(worst_score, abs(float(o_scores[j] - scores[i])))
         if masks is not None:
             worst_iou = min(worst_iou, mask_iou(masks[i], o_masks[j]))
+    tied = 0
+    for i in left:
+        ties = [j for j in range(len(o_boxes))
+                if j not in used and o_labels[j] == labels[i]
+                and abs(float(o_scores[j] - scores[i])) <= 1e-6
+                and box_iou(boxes[i], o_boxes[j]) >= 0.5]
+        if ties:
+            used.add(ties[0])
+            tied += 1
     return dict(count=len(boxes), onnx_count=int(valid.sum()),
-                unmatched=unmatched, box_rel_diff=worst_box,
+                unmatched=len(left) - tied, tied=tied,
+                box_rel_diff=worst_box,
                 score_diff=worst_score,
                 min_mask_iou=None if masks is None else worst_iou)
 
