@@ -12,23 +12,11 @@ _base_ = [
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    './partialnet_dense.py',  # mmpartial, its runner, the backbone
 ]
-custom_imports = dict(imports=['mmpartial'], allow_failed_imports=False)
-# The guard rails of configs/_base_/mask-rcnn_partialnet_fpn_1x_coco.py.
-runner_type = 'mmpartial.CheckedRunner'
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmpartial.PartialNet',
-        arch='t2',
-        out_indices=(0, 1, 2, 3),
-        out_norm=True,
-        frozen_stages=0,
-        norm_eval=False,
-        init_cfg=dict(type='Pretrained', checkpoint=None,
-                      prefix='backbone.')),
-    neck=dict(in_channels=[64, 128, 256, 512]))  # C, 2C, 4C, 8C
+model = dict(backbone=_base_.partialnet_backbone,
+             neck=dict(in_channels=[64, 128, 256, 512]))  # C, 2C, 4C, 8C
 
 # Short sides 480, 512, ..., 800 at a long side of at most 1333.
 multi_scales = [(1333, short) for short in range(480, 801, 32)]

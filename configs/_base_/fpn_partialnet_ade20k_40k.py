@@ -8,26 +8,15 @@ _base_ = [
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_40k.py',
+    './partialnet_dense.py',  # mmpartial, its runner, the backbone
 ]
-custom_imports = dict(imports=['mmpartial'], allow_failed_imports=False)
-# The guard rails of configs/_base_/upernet_partialnet_ade20k_160k.py.
-runner_type = 'mmpartial.CheckedRunner'
 
 crop_size = (512, 512)
 num_classes = 150
 model = dict(
     pretrained=None,
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(
-        _delete_=True,
-        type='mmpartial.PartialNet',
-        arch='t2',
-        out_indices=(0, 1, 2, 3),
-        out_norm=True,
-        frozen_stages=0,
-        norm_eval=False,
-        init_cfg=dict(type='Pretrained', checkpoint=None,
-                      prefix='backbone.')),
+    backbone=_base_.partialnet_backbone,
     neck=dict(in_channels=[64, 128, 256, 512]),  # C, 2C, 4C, 8C
     decode_head=dict(num_classes=num_classes))
 

@@ -7,30 +7,11 @@ _base_ = [
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    './partialnet_dense.py',  # mmpartial, its runner, the backbone
 ]
-custom_imports = dict(imports=['mmpartial'], allow_failed_imports=False)
-# Guard rails for any tool that builds runners from the registry (this
-# repository's tools/train.py, mmdet's and mmpretrain's own): CPU DDP over
-# gloo, resume from the newest complete checkpoint, a checkpoint that does
-# not fit the model is an error naming the file.
-runner_type = 'mmpartial.CheckedRunner'
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmpartial.PartialNet',
-        arch='t2',
-        out_indices=(0, 1, 2, 3),
-        # The reference detection model puts a BN on every stage output.
-        out_norm=True,
-        frozen_stages=0,
-        norm_eval=False,
-        # Set checkpoint to an ImageNet checkpoint of the same variant, e.g.
-        # --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/\
-        # partialnet-t2_in1k/epoch_300.pth; None trains from scratch.
-        init_cfg=dict(type='Pretrained', checkpoint=None,
-                      prefix='backbone.')),
-    neck=dict(in_channels=[64, 128, 256, 512]))
+model = dict(backbone=_base_.partialnet_backbone,
+             neck=dict(in_channels=[64, 128, 256, 512]))
 
 optim_wrapper = dict(
     _delete_=True,

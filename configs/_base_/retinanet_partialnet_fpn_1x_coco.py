@@ -9,24 +9,11 @@ _base_ = [
     'mmdet::_base_/datasets/coco_detection.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    './partialnet_dense.py',  # mmpartial, its runner, the backbone
 ]
-custom_imports = dict(imports=['mmpartial'], allow_failed_imports=False)
-# The guard rails of configs/_base_/mask-rcnn_partialnet_fpn_1x_coco.py.
-runner_type = 'mmpartial.CheckedRunner'
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmpartial.PartialNet',
-        arch='t2',
-        out_indices=(1, 2, 3),
-        out_norm=True,
-        frozen_stages=0,
-        norm_eval=False,
-        # Set checkpoint to an ImageNet checkpoint of the same variant;
-        # None trains from scratch.
-        init_cfg=dict(type='Pretrained', checkpoint=None,
-                      prefix='backbone.')),
+    backbone=dict(_base_.partialnet_backbone, out_indices=(1, 2, 3)),
     # 2C, 4C, 8C; every input level gets an FPN level, P6 and P7 come from
     # the last input (add_extra_convs='on_input').
     neck=dict(in_channels=[128, 256, 512], start_level=0, num_outs=5))

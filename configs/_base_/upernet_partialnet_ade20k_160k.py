@@ -9,13 +9,8 @@ _base_ = [
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
+    './partialnet_dense.py',  # mmpartial, its runner, the backbone
 ]
-custom_imports = dict(imports=['mmpartial'], allow_failed_imports=False)
-# Guard rails for any tool that builds runners from the registry (this
-# repository's tools/train.py, mmseg's own): CPU DDP over gloo, resume from
-# the newest complete checkpoint, a checkpoint that does not fit the model
-# is an error naming the file.
-runner_type = 'mmpartial.CheckedRunner'
 
 crop_size = (512, 512)
 num_classes = 150
@@ -24,20 +19,7 @@ model = dict(
     # init_cfg says what it starts from.
     pretrained=None,
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(
-        _delete_=True,
-        type='mmpartial.PartialNet',
-        arch='t2',
-        out_indices=(0, 1, 2, 3),
-        # A BN on every stage output, as the reference detection model has.
-        out_norm=True,
-        frozen_stages=0,
-        norm_eval=False,
-        # Set checkpoint to an ImageNet checkpoint of the same variant, e.g.
-        # --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/\
-        # partialnet-t2_in1k/epoch_300.pth; None trains from scratch.
-        init_cfg=dict(type='Pretrained', checkpoint=None,
-                      prefix='backbone.')),
+    backbone=_base_.partialnet_backbone,
     # C, 2C, 4C, 8C channels; the auxiliary head reads stage 3 (4C).
     decode_head=dict(in_channels=[64, 128, 256, 512],
                      num_classes=num_classes),
