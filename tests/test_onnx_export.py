@@ -207,6 +207,10 @@ def test_nms_ties_are_told_from_differences():
     # NMS kept the tied neighbour (IoU 0.90 with the PyTorch box).
     other = compare_detections(torch_result, onnx_with([11, 12, 50, 51]))
     assert (other['unmatched'], other['tied']) == (0, 1)
+    # Under an NMS that keeps boxes of IoU 0.90, they would not compete.
+    loose = compare_detections(torch_result, onnx_with([11, 12, 50, 51]),
+                               nms_iou=0.95)
+    assert (loose['unmatched'], loose['tied']) == (1, 0)
     for changed in (onnx_with([11, 12, 50, 51], first_score=0.99),
                     onnx_with([11, 12, 50, 51], first_label=1),
                     onnx_with([40, 40, 80, 80])):

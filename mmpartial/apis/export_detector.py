@@ -470,7 +470,7 @@ def box_iou(a, b):
     return inter / union if union > 0 else 0.
 
 
-def compare_detections(torch_result, onnx_outputs):
+def compare_detections(torch_result, onnx_outputs, nms_iou=0.5):
     """ONNX detections against mmdet's ``predict`` of one image.
 
     Detections are matched by label and box, not by rank (nearly equal
@@ -479,7 +479,8 @@ def compare_detections(torch_result, onnx_outputs):
     NonMaxSuppression break such ties differently. A PyTorch detection
     left without a match therefore counts as ``tied``, not unmatched, when
     an ONNX detection of its label has its score (within 1e-6) and
-    overlaps it (IoU >= 0.5, so one suppresses the other).
+    overlaps it at least at ``nms_iou`` (so that one suppresses the
+    other: the R-CNN's NMS threshold, ``test_cfg.rcnn.nms.iou_threshold``).
 
     Returns:
         dict: ``count`` (PyTorch), ``onnx_count``, ``unmatched`` (PyTorch
@@ -518,7 +519,7 @@ def compare_detections(torch_result, onnx_outputs):
         ties = [j for j in range(len(o_boxes))
                 if j not in used and o_labels[j] == labels[i]
                 and abs(float(o_scores[j] - scores[i])) <= 1e-6
-                and box_iou(boxes[i], o_boxes[j]) >= 0.5]
+                and box_iou(boxes[i], o_boxes[j]) >= nms_iou]
         if ties:
             used.add(ties[0])
             tied += 1
@@ -534,14 +535,15 @@ def check_detector_onnx(model, cfg, path, images, size):
     image; :func:`compare_detections` per image."""
     import onnxruntime as ort
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    nms_iou = model.roi_head.test_cfg.nms.iou_threshold
     results = []
     for image, sample in prepare_images(model, cfg, images, size):
         with torch.no_grad():
             expected = model.predict(image, [sample], rescale=False)[0]
         got = session.run(None, {'image': image.numpy()})
-        results.append(dict(compare_detections(expected.pred_instances,
-                                               got), image=osp.basename(
-                                                   images[len(results)])))
+        results.append(dict(compare_detections(expected.pred_instances, got,
+                                               nms_iou),
+                            image=osp.basename(images[len(results)])))
     return results
 
 
