@@ -129,6 +129,28 @@ def test_deploy_forward_equals_train_eager_and_compiled(name):
     assert xg.grad is not None and torch.isfinite(xg.grad).all()
 
 
+@pytest.mark.parametrize('name', sorted(SMALL_ARCHS))
+def test_deploy_inference_in_place_changes_nothing_but_memory(name):
+    """Without autograd the deploy forward overwrites its own activations
+    and residual sums: the same outputs as with autograd on (which takes
+    the out-of-place path), bit for bit, and the input is left as it was.
+    """
+    torch.manual_seed(9)
+    deploy = PartialNet(SMALL_ARCHS[name], out_indices=(0, 1, 2, 3))
+    deploy.init_weights()
+    randomize_norms(deploy).eval()
+    deploy.switch_to_deploy()
+    x = torch.randn(2, 3, 64, 96)
+    kept = x.clone()
+    with torch.no_grad():
+        in_place = deploy(x)
+    assert torch.equal(x, kept)
+    out_of_place = deploy(x)
+    assert all(o.requires_grad for o in out_of_place)
+    for a, b in zip(in_place, out_of_place):
+        assert torch.equal(a, b.detach())
+
+
 def test_switch_twice_and_deploy_model_loads_strictly():
     torch.manual_seed(2)
     backbone = randomize_norms(PartialNet('t1', out_indices=(0, 1, 2, 3),

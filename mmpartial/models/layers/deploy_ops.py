@@ -14,11 +14,15 @@ memory format from the stem on (``PartialNet.forward_deploy``):
   attention) use the ``(B, H, W, C)`` view of the same memory, which
   ``permute`` gives for free (:func:`nhwc`, :func:`nchw`).
 
-There is one deploy forward per layer, written with out-of-place
-operators only: it runs as it is in eager mode, under autograd, under
-``torch.compile`` (whose compiler fuses the element-wise work) and in
-exporters (ONNX, ``torch.jit.trace``, fvcore's counting).
+There is one deploy forward per layer: it runs as it is in eager mode,
+under autograd, under ``torch.compile`` (whose compiler fuses the
+element-wise work) and in exporters (ONNX, ``torch.jit.trace``, fvcore's
+counting). Where autograd and tracers are off (inference), it overwrites
+the large intermediates it created itself (the MLP's activation and
+residual sum) instead of allocating new ones (:func:`may_overwrite`).
 """
+import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 
@@ -39,3 +43,38 @@ def conv1x1(x, linear):
     as a 1x1 convolution (of a view of its weight); the output has ``x``'s
     memory format."""
     return F.conv2d(x, linear.weight[:, :, None, None], linear.bias)
+
+
+def may_overwrite():
+    """Whether a deploy forward may compute in place on tensors it created.
+
+    Only when autograd records nothing (``torch.no_grad``, inference mode)
+    and no tracer records the operators (``torch.jit.trace``, the ONNX
+    exporter, which has no in-place GELU). Why it pays: a new tensor of
+    tens of megabytes (the MLP's hidden activations at batch 32) comes
+    from the operating system page by page, and on the development VM
+    those page faults cost as much as the convolution that fills it; an
+    in-place activation and residual sum allocate nothing. Under
+    ``torch.compile`` the in-place operators are traced like the others.
+    """
+    return not torch.is_grad_enabled() and not torch.jit.is_tracing()
+
+
+def activate(act, x):
+    """``act(x)`` for ``x`` that the caller created and reads no more: in
+    place (see :func:`may_overwrite`) for ReLU and GELU, the activations
+    of PartialNet's variants; any other activation module out of place."""
+    if may_overwrite():
+        if isinstance(act, nn.ReLU):
+            return x.relu_()
+        if isinstance(act, nn.GELU):
+            return torch.ops.aten.gelu_(x, approximate=act.approximate)
+    return act(x)
+
+
+def add_residual(out, residual):
+    """``residual + out`` for ``out`` that the caller created: in place on
+    ``out`` when allowed (:func:`may_overwrite`); the sum is the same."""
+    if may_overwrite():
+        return out.add_(residual)
+    return residual + out
