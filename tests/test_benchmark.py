@@ -5,6 +5,7 @@ fail with a clear message.
 No test looks at speed: timings here are whatever a shared CPU gives.
 """
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from mmpartial.apis.benchmark import (UnsupportedError, arch_classifier_config,
                                       paired_speedup, summarize,
                                       time_side_by_side)
 from mmpartial.apis.benchmark import devices
+from mmpartial.apis.benchmark.machine import machine_info
 from mmpartial.apis.benchmark.options import BenchmarkOptions
 from mmpartial.apis.benchmark.peak import (measure_peak, merge_peaks,
                                            nominal_peak, record_gemms)
@@ -111,6 +113,10 @@ def test_arch_report(arch_run):
     assert settings['latency_threads'] == 1
     assert machine['torch_version'] == torch.__version__
     assert machine['device_name'] and machine['device_type'] == 'cpu'
+    # The allocator's settings change large-batch CPU timings: stated.
+    malloc = ', '.join(f'{key}={value}' for key, value in
+                       machine['malloc'].items()) or 'defaults'
+    assert f'glibc malloc: {malloc}' in stdout
     assert 'fvcore' in report['mac_counting']
     peak = report['peak'][0]
     assert peak['gflops'] > 0
@@ -409,3 +415,13 @@ def test_peak_is_never_below_a_gemm_it_timed():
     nominal = nominal_peak(1)
     if nominal is not None:  # Linux: from /proc/cpuinfo
         assert nominal['gflops'] > 0 and nominal['lanes'] in (4, 8, 16)
+
+
+def test_machine_info_names_the_allocator_settings(monkeypatch):
+    for key in [k for k in os.environ if k.startswith('MALLOC_')]:
+        monkeypatch.delenv(key)
+    assert machine_info(torch.device('cpu'))['malloc'] == {}
+    monkeypatch.setenv('MALLOC_MMAP_THRESHOLD_', '4294967296')
+    monkeypatch.setenv('MALLOCX', 'not glibc')
+    assert machine_info(torch.device('cpu'))['malloc'] == {
+        'MALLOC_MMAP_THRESHOLD_': '4294967296'}

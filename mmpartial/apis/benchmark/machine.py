@@ -26,6 +26,16 @@ def device_name(device):
     return cpu_model() or 'CPU'
 
 
+def malloc_settings():
+    """The glibc allocator's settings from the environment (``MALLOC_*``
+    variables, e.g. ``MALLOC_MMAP_THRESHOLD_``), as a dict; empty for the
+    defaults. They change CPU timings at large batches: by default glibc
+    hands blocks over 32 MiB back to the system when freed, and the next
+    such tensor faults its pages in one by one (see the README)."""
+    return {key: value for key, value in sorted(os.environ.items())
+            if key.startswith('MALLOC_')}
+
+
 def machine_info(device):
     """The device, CPU and software versions, as a JSON-ready dict."""
     info = dict(
@@ -38,6 +48,7 @@ def machine_info(device):
         if hasattr(os, 'sched_getaffinity') else os.cpu_count(),
         torch_version=torch.__version__,
         torch_default_threads=torch.get_num_threads(),
+        malloc=malloc_settings(),
         python_version=platform.python_version(),
         platform=platform.platform(),
     )

@@ -71,8 +71,10 @@ def markdown_report(report):
         'logical CPUs'
     gpu = f'GPU {machine["device_name"]}; ' \
         if machine['device_type'] == 'cuda' else ''
+    malloc = ', '.join(f'{key}={value}' for key, value in
+                       machine.get('malloc', {}).items()) or 'defaults'
     lines.append(f'- machine: {gpu}CPU {machine["cpu_model"]}, {cpus}; '
-                 f'torch {machine["torch_version"]}')
+                 f'torch {machine["torch_version"]}; glibc malloc: {malloc}')
     if settings.get('inference', True):
         lines += _inference_notes(report)
     if settings.get('train_step'):
