@@ -54,6 +54,12 @@ RUNS = {
         '--cfg-options', 'model.test_cfg.rpn.nms_pre=100',
         'model.test_cfg.rpn.max_per_img=20'
     ],
+    # The toy UperNet: backbone and whole segmentor, both forms.
+    'segmentation': [
+        osp.join(REPO, 'configs', 'upernet_partialnet-t0_toy-ade.py'),
+        '--img-size', '64', '96', '--batch', '1', '--repeats', '2',
+        '--warmup', '1', '--peak-size', '256'
+    ],
 }
 
 
@@ -199,6 +205,68 @@ def test_detection_config(tool_runs):
     assert detector['gflops'] is None
     for target in ('backbone', 'detector'):
         assert f'| {target} | train | fp32 | eager |' in stdout
+
+
+def test_segmentation_config(tool_runs):
+    report, stdout = tool_runs['segmentation']
+    assert report['settings']['kind'] == 'segmentation'
+    assert report['settings']['img_size'] == [64, 96]
+    ok = rows(report)
+    assert {(row['target'], row['form']) for row in ok} == {
+        (target, form) for target in ('backbone', 'segmentor')
+        for form in ('train', 'deploy')}
+    by_key = {(row['target'], row['form']): row for row in ok}
+    for row in ok:
+        assert_positive_measurement(row)
+    backbone, segmentor = by_key['backbone', 'train'], by_key['segmentor',
+                                                             'train']
+    # The decode head is counted (the auxiliary head, training only, not).
+    assert backbone['params'] < segmentor['params']
+    assert 0 < backbone['macs'] < segmentor['macs']
+    assert segmentor['gflops'] > 0
+    # Folding shrinks the backbone inside the segmentor too.
+    assert by_key['segmentor', 'deploy']['params'] < segmentor['params']
+    assert '| segmentor | deploy | fp32 | eager |' in stdout
+
+
+def test_compiled_segmentor_runs_encode_decode_compiled(monkeypatch):
+    """With --compile the segmentor's predict() goes through the compiled
+    encode_decode (the tensor part), and the model is left as it was."""
+    from mmpartial.apis.benchmark import targets as benchmark_targets
+    from mmpartial.apis.benchmark.targets import (SegmentorTarget,
+                                                  build_targets)
+    # The tool quiets mmengine's logger for its report; not in pytest.
+    monkeypatch.setattr(benchmark_targets, 'quiet_mmengine_logs',
+                        lambda: None)
+    targets, kind = build_targets(config=osp.join(
+        REPO, 'configs', 'upernet_partialnet-t0_toy-ade.py'))
+    assert kind == 'segmentation'
+    target = targets[1]
+    assert isinstance(target, SegmentorTarget)
+    compiled_calls = []
+
+    def fake_compile(fn):
+        def wrapper(*args, **kwargs):
+            compiled_calls.append(fn.__name__)
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(torch, 'compile', fake_compile)
+    model = target.prepare(target.model, torch.device('cpu'), torch.float32,
+                           False)
+    inputs = target.make_inputs(1, (64, 96), torch.device('cpu'))
+    with torch.no_grad():
+        results = target.runner(model, inputs, compiled=True)()
+    assert compiled_calls == ['encode_decode']
+    assert results[0].pred_sem_seg.data.shape == (1, 64, 96)
+    assert 'encode_decode' not in vars(model)
+
+
+def test_config_of_another_codebase(tmp_path):
+    config = tmp_path / 'pose.py'
+    config.write_text("default_scope = 'mmpose'\nmodel = dict(type='x')\n")
+    assert_fails(run_tool(str(config), *TINY), "default_scope='mmpose'",
+                 'mmpretrain, mmdet, mmseg')
 
 
 def assert_fails(proc, *fragments):

@@ -14,6 +14,10 @@ Examples::
     python tools/benchmark.py configs/mask-rcnn_partialnet-t0_coco.py \
         --batch 2 --repeats 5 --warmup 1
 
+    # A segmentor: its backbone alone and the whole UperNet, 512x512
+    python tools/benchmark.py configs/upernet_partialnet-t0_ade20k.py \
+        --batch 1 --threads 2
+
     # Training speed: train steps of T0, eager and compiled, peak memory
     python tools/benchmark.py --arch t0 --train-step --no-inference \
         --compile --batch 32 --threads 2
@@ -58,8 +62,8 @@ def parse_args(argv=None):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     what = parser.add_argument_group('what to measure (one of)')
     what.add_argument('config', nargs='?',
-                      help='an mmpretrain or mmdet config with a PartialNet '
-                      'backbone')
+                      help='an mmpretrain, mmdet or mmseg config with a '
+                      'PartialNet backbone')
     what.add_argument('--arch', choices=list(PartialNet.arch_zoo),
                       help='the 1000-class classifier of this variant')
     parser.add_argument('--checkpoint',
@@ -78,7 +82,7 @@ def parse_args(argv=None):
     parser.add_argument('--img-size', nargs='+', type=int,
                         metavar='H [W]',
                         help='input size; default 224 for classification, '
-                        '800 1280 for detection')
+                        '800 1280 for detection, 512 for segmentation')
     parser.add_argument('--batch', type=int, default=default('batch'),
                         help='batch size of the throughput measurement')
     parser.add_argument('--threads', type=int, default=None,

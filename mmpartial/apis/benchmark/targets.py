@@ -2,8 +2,8 @@
 
 A :class:`BenchmarkTarget` holds one model in its train form (as built, in
 eval mode, float32 on the CPU) and knows how to feed it: a classifier (the
-whole ImageClassifier, logits out), a backbone alone, or a whole detector
-(``predict`` with post-processing). Timing code stays generic: it asks the
+whole ImageClassifier, logits out), a backbone alone, a whole detector or a
+whole segmentor (``predict`` with post-processing). Timing code stays generic: it asks the
 target for inputs, for a callable to time and for a module to count.
 """
 import copy
@@ -25,8 +25,11 @@ from ..model import build_model, load_model_checkpoint
 from .errors import BenchmarkError
 
 # The scopes whose configs the benchmark builds, and what they hold.
-SCOPE_KINDS = {'mmpretrain': 'classification', 'mmdet': 'detection'}
-DEFAULT_IMG_SIZE = {'classification': (224, 224), 'detection': (800, 1280)}
+SCOPE_KINDS = {'mmpretrain': 'classification', 'mmdet': 'detection',
+               'mmseg': 'segmentation'}
+# ImageNet's test size, COCO's 1333x800 (a multiple of 32), ADE20K's crop.
+DEFAULT_IMG_SIZE = {'classification': (224, 224), 'detection': (800, 1280),
+                    'segmentation': (512, 512)}
 # ``--arch`` times the ImageNet classifier.
 NUM_CLASSES = 1000
 
@@ -217,6 +220,62 @@ class DetectorTarget(BenchmarkTarget):
         return run
 
 
+class SegmentorTarget(BenchmarkTarget):
+    """A whole mmseg segmentor: ``predict`` with post-processing.
+
+    Timing covers the config's own inference (``test_cfg``: whole image or
+    sliding window): backbone, neck, decode head, the logits resized to
+    the image and the per-pixel argmax. fvcore counts the backbone, neck
+    and decode head on the whole image (the auxiliary head only trains).
+    Compiled: ``encode_decode`` (the tensor part, resize included); the
+    window loop and the argmax run eagerly. bf16/fp16 under
+    ``torch.autocast``, as for detectors.
+    """
+    mac_scope = 'backbone, neck and decode head (the auxiliary head only ' \
+        'trains)'
+    compile_scope = 'backbone, neck and decode head (encode_decode); ' \
+        'sliding windows and argmax run eagerly'
+    precision = 'autocast'
+
+    def make_inputs(self, batch, img_size, device, dtype=torch.float32,
+                    channels_last=False):
+        # mmseg is imported by then: the segmentor was built.
+        from mmseg.structures import SegDataSample
+
+        images, = super().make_inputs(batch, img_size, device, dtype,
+                                      channels_last)
+        height, width = img_size
+        meta = dict(img_shape=(height, width), ori_shape=(height, width),
+                    pad_shape=(height, width), padding_size=[0, 0, 0, 0],
+                    batch_input_shape=(height, width), scale_factor=(1., 1.))
+        samples = [SegDataSample(metainfo=meta) for _ in range(batch)]
+        return images, samples
+
+    def mac_module(self, model):
+        return _TensorForward(model)
+
+    def mac_inputs(self, inputs):
+        return inputs[:1]
+
+    def _forward(self, model, inputs, compiled):
+        images, samples = inputs
+        if not compiled:
+            return lambda: model.predict(images, samples)
+        # As for detectors: the instance attribute shadows the method that
+        # predict() looks up, for the duration of one call.
+        compiled_decode = torch.compile(
+            type(model).encode_decode.__get__(model))
+
+        def run():
+            model.encode_decode = compiled_decode
+            try:
+                return model.predict(images, samples)
+            finally:
+                del model.encode_decode
+
+        return run
+
+
 def quiet_mmengine_logs(level=logging.WARNING):
     """Keep stdout for the report: mmengine logs to stderr, warnings only.
 
@@ -257,20 +316,20 @@ def load_benchmark_config(path, cfg_options=None):
     """Load a config and check that the benchmark can build it.
 
     Checked before anything is built, so mistakes fail in a second: its
-    ``default_scope`` is mmpretrain or mmdet, and its backbone is a
+    ``default_scope`` is mmpretrain, mmdet or mmseg, and its backbone is a
     PartialNet (besides :func:`~mmpartial.apis.load_config`'s checks).
 
     Returns:
-        tuple[Config, str]: The config and its kind (``'classification'``
-        or ``'detection'``).
+        tuple[Config, str]: The config and its kind (``'classification'``,
+        ``'detection'`` or ``'segmentation'``).
     """
     cfg = load_config(path, cfg_options)
     scope = cfg.get('default_scope')
     if scope not in SCOPE_KINDS:
         raise BenchmarkError(
             f'config {path!r} has default_scope={scope!r}; the benchmark '
-            f'builds {" and ".join(SCOPE_KINDS)} configs '
-            '(classification and detection)')
+            f'builds {", ".join(SCOPE_KINDS)} configs '
+            f'({", ".join(SCOPE_KINDS.values())})')
     problem = partialnet_backbone_problem(cfg, path)
     if problem:
         raise BenchmarkError(
@@ -303,8 +362,8 @@ def build_targets(arch=None, config=None, cfg_options=None, checkpoint=None):
 
     Returns:
         tuple[list[BenchmarkTarget], str]: The targets (a classifier; or a
-        detector's backbone and the whole detector) and the kind of model
-        (``'classification'`` or ``'detection'``).
+        detector's or segmentor's backbone and the whole model) and the
+        kind of model (a value of :data:`SCOPE_KINDS`).
     """
     if (arch is None) == (config is None):
         raise BenchmarkError('give either a config or --arch, not both')
@@ -321,9 +380,11 @@ def build_targets(arch=None, config=None, cfg_options=None, checkpoint=None):
     if kind == 'classification':
         return [ClassifierTarget('classifier', model,
                                  f'{name}: {type(model).__name__}')], kind
+    whole = DetectorTarget('detector', model,
+                           f'{name}: {type(model).__name__}.predict') \
+        if kind == 'detection' else SegmentorTarget(
+            'segmentor', model, f'{name}: {type(model).__name__}.predict')
     return [
         BackboneTarget('backbone', model.backbone,
-                       f'{name}: PartialNet backbone'),
-        DetectorTarget('detector', model,
-                       f'{name}: {type(model).__name__}.predict'),
+                       f'{name}: PartialNet backbone'), whole
     ], kind
