@@ -118,7 +118,8 @@ def test_toy_detector_trains_in_mixed_precision(native_bf16, tmp_path):
     seen = {}
     for name in ('backbone.stages.0', 'neck', 'rpn_head.rpn_cls',
                  'roi_head.bbox_head.shared_convs.0',
-                 'roi_head.bbox_head.fc_cls', 'roi_head.mask_head.conv_logits'):
+                 'roi_head.bbox_head.fc_cls',
+                 'roi_head.mask_head.conv_logits'):
         model.get_submodule(name).register_forward_hook(
             lambda m, a, out, name=name: seen.__setitem__(
                 name, (out[0] if isinstance(out, tuple) else out).dtype))

@@ -218,8 +218,8 @@ def test_segmentation_config(tool_runs):
     by_key = {(row['target'], row['form']): row for row in ok}
     for row in ok:
         assert_positive_measurement(row)
-    backbone, segmentor = by_key['backbone', 'train'], by_key['segmentor',
-                                                             'train']
+    backbone = by_key['backbone', 'train']
+    segmentor = by_key['segmentor', 'train']
     # The decode head is counted (the auxiliary head, training only, not).
     assert backbone['params'] < segmentor['params']
     assert 0 < backbone['macs'] < segmentor['macs']

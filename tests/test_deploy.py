@@ -18,6 +18,7 @@ from mmpartial.models import PartialNet
 from mmpartial.models.heads import PartialNetClsHead
 from mmpartial.models.layers import (DPConv, DropPath, PartialMLP,
                                      PATChannel, PATSpatial)
+from mmpartial.models.layers.deploy_ops import add_residual
 from mmpartial.models.layers.pat_self_attn import RelPosSelfAttention
 from mmpartial.models.utils import named_dpconvs
 from mmpartial.utils.checkpoint import CheckpointError
@@ -149,6 +150,20 @@ def test_deploy_inference_in_place_changes_nothing_but_memory(name):
     assert all(o.requires_grad for o in out_of_place)
     for a, b in zip(in_place, out_of_place):
         assert torch.equal(a, b.detach())
+
+
+def test_in_place_residual_keeps_the_promoted_dtype():
+    """Under autocast a block's output can be bfloat16 and its residual
+    float32: the sum stays float32, as out of place."""
+    out = torch.randn(2, 8, 4, 4).bfloat16()
+    residual = torch.randn(2, 8, 4, 4)
+    with torch.no_grad():
+        summed = add_residual(out.clone(), residual)
+        assert summed.dtype == torch.float32
+        assert torch.equal(summed, residual + out)
+        same = torch.randn(2, 8, 4, 4).bfloat16()
+        fresh = same.clone()
+        assert add_residual(fresh, same) is fresh  # in place
 
 
 def test_switch_twice_and_deploy_model_loads_strictly():

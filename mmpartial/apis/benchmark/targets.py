@@ -3,8 +3,9 @@
 A :class:`BenchmarkTarget` holds one model in its train form (as built, in
 eval mode, float32 on the CPU) and knows how to feed it: a classifier (the
 whole ImageClassifier, logits out), a backbone alone, a whole detector or a
-whole segmentor (``predict`` with post-processing). Timing code stays generic: it asks the
-target for inputs, for a callable to time and for a module to count.
+whole segmentor (``predict`` with post-processing). Timing code stays
+generic: it asks the target for inputs, for a callable to time and for a
+module to count.
 """
 import copy
 import logging

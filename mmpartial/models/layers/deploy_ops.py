@@ -50,7 +50,8 @@ def may_overwrite():
 
     Only when autograd records nothing (``torch.no_grad``, inference mode)
     and no tracer records the operators (``torch.jit.trace``, the ONNX
-    exporter, which has no in-place GELU). Why it pays: a new tensor of
+    exporter, fvcore's counting: they keep seeing the out-of-place graph
+    they were written and tested against). Why it pays: a new tensor of
     tens of megabytes (the MLP's hidden activations at batch 32) comes
     from the operating system page by page, and on the development VM
     those page faults cost as much as the convolution that fills it; an
@@ -74,7 +75,9 @@ def activate(act, x):
 
 def add_residual(out, residual):
     """``residual + out`` for ``out`` that the caller created: in place on
-    ``out`` when allowed (:func:`may_overwrite`); the sum is the same."""
-    if may_overwrite():
+    ``out`` when allowed (:func:`may_overwrite`) and when that gives the
+    same result: same dtype (under autocast a float32 residual plus a
+    bfloat16 ``out`` is float32, which ``out`` cannot hold)."""
+    if may_overwrite() and out.dtype == residual.dtype:
         return out.add_(residual)
     return residual + out
