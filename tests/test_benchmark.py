@@ -229,20 +229,25 @@ def test_segmentation_config(tool_runs):
     assert '| segmentor | deploy | fp32 | eager |' in stdout
 
 
-def test_compiled_segmentor_runs_encode_decode_compiled(monkeypatch):
-    """With --compile the segmentor's predict() goes through the compiled
-    encode_decode (the tensor part), and the model is left as it was."""
+@pytest.mark.parametrize('config,kind,method', [
+    ('upernet_partialnet-t0_toy-ade.py', 'segmentation', 'encode_decode'),
+    ('mask-rcnn_partialnet-t0_coco.py', 'detection', 'extract_feat'),
+])
+def test_compiled_predict_goes_through_the_compiled_part(
+        monkeypatch, config, kind, method):
+    """With --compile a segmentor's or detector's predict() goes through
+    the compiled tensor part (encode_decode, extract_feat), and the model
+    is left as it was."""
     from mmpartial.apis.benchmark import targets as benchmark_targets
-    from mmpartial.apis.benchmark.targets import (SegmentorTarget,
-                                                  build_targets)
+    from mmpartial.apis.benchmark.targets import build_targets
+
     # The tool quiets mmengine's logger for its report; not in pytest.
     monkeypatch.setattr(benchmark_targets, 'quiet_mmengine_logs',
                         lambda: None)
-    targets, kind = build_targets(config=osp.join(
-        REPO, 'configs', 'upernet_partialnet-t0_toy-ade.py'))
-    assert kind == 'segmentation'
+    targets, built_kind = build_targets(
+        config=osp.join(REPO, 'configs', config))
+    assert built_kind == kind
     target = targets[1]
-    assert isinstance(target, SegmentorTarget)
     compiled_calls = []
 
     def fake_compile(fn):
@@ -257,9 +262,13 @@ def test_compiled_segmentor_runs_encode_decode_compiled(monkeypatch):
     inputs = target.make_inputs(1, (64, 96), torch.device('cpu'))
     with torch.no_grad():
         results = target.runner(model, inputs, compiled=True)()
-    assert compiled_calls == ['encode_decode']
-    assert results[0].pred_sem_seg.data.shape == (1, 64, 96)
-    assert 'encode_decode' not in vars(model)
+    assert compiled_calls == [method]
+    assert len(results) == 1
+    if kind == 'segmentation':
+        assert results[0].pred_sem_seg.data.shape == (1, 64, 96)
+    else:
+        assert results[0].pred_instances.bboxes.shape[1] == 4
+    assert method not in vars(model)
 
 
 def test_config_of_another_codebase(tmp_path):

@@ -161,42 +161,40 @@ class BackboneTarget(BenchmarkTarget):
     train_loss = 'features'
 
 
-class DetectorTarget(BenchmarkTarget):
-    """A whole mmdet detector: ``predict`` with post-processing.
+class _PredictTarget(BenchmarkTarget):
+    """A whole OpenMMLab model timed through ``predict``, post-processing
+    included, on random images with the data samples a test pipeline
+    would give an image of exactly that size (unscaled, unpadded).
 
-    Timing covers everything from the normalised batch to the final boxes
-    (and masks): backbone, neck, RPN, NMS, RoI heads, mask pasting. Data
-    preprocessing (normalisation, padding) is left out, as for every target.
-    fvcore counts only the backbone and neck: the heads' work depends on
-    how many proposals and detections the (random) weights produce.
-
+    Compiled: only :attr:`compiled_method`, the tensor part; ``predict``
+    looks that method up on the instance, so shadowing it there for one
+    call swaps in the compiled one (the class's method, bound beforehand).
     bf16/fp16 run under ``torch.autocast`` with float32 weights, as
-    mmengine's test loop runs mmdet models in fp16: the box coders and
-    post-processing ops are written for that, not for a cast model.
+    mmengine's test loop runs these models in fp16: their post-processing
+    is written for that, not for a cast model.
     """
-    mac_scope = 'backbone and neck only (the heads depend on the proposals)'
-    macs_cover_model = False
-    compile_scope = 'backbone and neck (extract_feat); heads run eagerly'
     precision = 'autocast'
+    #: The method of the model that ``torch.compile`` compiles.
+    compiled_method = None
+    #: Extra image meta the model's post-processing reads.
+    extra_meta = {}
+
+    def sample_type(self):
+        """The codebase's data sample class (imported once it is built)."""
+        raise NotImplementedError
 
     def make_inputs(self, batch, img_size, device, dtype=torch.float32,
                     channels_last=False):
-        # mmdet is imported by then: the detector was built.
-        from mmdet.structures import DetDataSample
-
         images, = super().make_inputs(batch, img_size, device, dtype,
                                       channels_last)
-        # What the test pipeline and data preprocessor would record for an
-        # image of exactly this size, unscaled and unpadded.
         height, width = img_size
         meta = dict(img_shape=(height, width), ori_shape=(height, width),
                     pad_shape=(height, width),
-                    batch_input_shape=(height, width), scale_factor=(1., 1.))
-        samples = [DetDataSample(metainfo=meta) for _ in range(batch)]
+                    batch_input_shape=(height, width), scale_factor=(1., 1.),
+                    **self.extra_meta)
+        sample_type = self.sample_type()
+        samples = [sample_type(metainfo=meta) for _ in range(batch)]
         return images, samples
-
-    def mac_module(self, model):
-        return _ExtractFeat(model)
 
     def mac_inputs(self, inputs):
         return inputs[:1]  # the images; data samples are not traceable
@@ -205,23 +203,45 @@ class DetectorTarget(BenchmarkTarget):
         images, samples = inputs
         if not compiled:
             return lambda: model.predict(images, samples)
-        # Only the tensor part compiles; RPN and RoI heads have
-        # data-dependent shapes (NMS). predict() looks extract_feat up on
-        # the instance, so shadowing it there swaps in the compiled one;
-        # the compiled function is the class's method, bound beforehand.
-        compiled_feat = torch.compile(type(model).extract_feat.__get__(model))
+        name = self.compiled_method
+        method = getattr(type(model), name)
+        compiled_part = torch.compile(method.__get__(model))
 
         def run():
-            model.extract_feat = compiled_feat
+            setattr(model, name, compiled_part)
             try:
                 return model.predict(images, samples)
             finally:
-                del model.extract_feat
+                delattr(model, name)
 
         return run
 
 
-class SegmentorTarget(BenchmarkTarget):
+class DetectorTarget(_PredictTarget):
+    """A whole mmdet detector: ``predict`` with post-processing.
+
+    Timing covers everything from the normalised batch to the final boxes
+    (and masks): backbone, neck, RPN, NMS, RoI heads, mask pasting. Data
+    preprocessing (normalisation, padding) is left out, as for every target.
+    fvcore counts only the backbone and neck: the heads' work depends on
+    how many proposals and detections the (random) weights produce.
+    Compiled: ``extract_feat``; RPN and RoI heads have data-dependent
+    shapes (NMS) and run eagerly.
+    """
+    mac_scope = 'backbone and neck only (the heads depend on the proposals)'
+    macs_cover_model = False
+    compile_scope = 'backbone and neck (extract_feat); heads run eagerly'
+    compiled_method = 'extract_feat'
+
+    def sample_type(self):
+        from mmdet.structures import DetDataSample
+        return DetDataSample
+
+    def mac_module(self, model):
+        return _ExtractFeat(model)
+
+
+class SegmentorTarget(_PredictTarget):
     """A whole mmseg segmentor: ``predict`` with post-processing.
 
     Timing covers the config's own inference (``test_cfg``: whole image or
@@ -229,52 +249,21 @@ class SegmentorTarget(BenchmarkTarget):
     the image and the per-pixel argmax. fvcore counts the backbone, neck
     and decode head on the whole image (the auxiliary head only trains).
     Compiled: ``encode_decode`` (the tensor part, resize included); the
-    window loop and the argmax run eagerly. bf16/fp16 under
-    ``torch.autocast``, as for detectors.
+    window loop and the argmax run eagerly.
     """
     mac_scope = 'backbone, neck and decode head (the auxiliary head only ' \
         'trains)'
     compile_scope = 'backbone, neck and decode head (encode_decode); ' \
         'sliding windows and argmax run eagerly'
-    precision = 'autocast'
+    compiled_method = 'encode_decode'
+    extra_meta = dict(padding_size=[0, 0, 0, 0])
 
-    def make_inputs(self, batch, img_size, device, dtype=torch.float32,
-                    channels_last=False):
-        # mmseg is imported by then: the segmentor was built.
+    def sample_type(self):
         from mmseg.structures import SegDataSample
-
-        images, = super().make_inputs(batch, img_size, device, dtype,
-                                      channels_last)
-        height, width = img_size
-        meta = dict(img_shape=(height, width), ori_shape=(height, width),
-                    pad_shape=(height, width), padding_size=[0, 0, 0, 0],
-                    batch_input_shape=(height, width), scale_factor=(1., 1.))
-        samples = [SegDataSample(metainfo=meta) for _ in range(batch)]
-        return images, samples
+        return SegDataSample
 
     def mac_module(self, model):
         return _TensorForward(model)
-
-    def mac_inputs(self, inputs):
-        return inputs[:1]
-
-    def _forward(self, model, inputs, compiled):
-        images, samples = inputs
-        if not compiled:
-            return lambda: model.predict(images, samples)
-        # As for detectors: the instance attribute shadows the method that
-        # predict() looks up, for the duration of one call.
-        compiled_decode = torch.compile(
-            type(model).encode_decode.__get__(model))
-
-        def run():
-            model.encode_decode = compiled_decode
-            try:
-                return model.predict(images, samples)
-            finally:
-                del model.encode_decode
-
-        return run
 
 
 def quiet_mmengine_logs(level=logging.WARNING):
