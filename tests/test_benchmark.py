@@ -250,9 +250,9 @@ def test_compiled_predict_goes_through_the_compiled_part(
     target = targets[1]
     compiled_calls = []
 
-    def fake_compile(fn):
+    def fake_compile(fn, options=None):
         def wrapper(*args, **kwargs):
-            compiled_calls.append(fn.__name__)
+            compiled_calls.append((fn.__name__, options))
             return fn(*args, **kwargs)
         return wrapper
 
@@ -261,8 +261,10 @@ def test_compiled_predict_goes_through_the_compiled_part(
                            False)
     inputs = target.make_inputs(1, (64, 96), torch.device('cpu'))
     with torch.no_grad():
-        results = target.runner(model, inputs, compiled=True)()
-    assert compiled_calls == [method]
+        results = target.runner(model, inputs, compiled=True,
+                                compile_options=dict(freezing=True))()
+    # --compile-options reach torch.compile.
+    assert compiled_calls == [(method, dict(freezing=True))]
     assert len(results) == 1
     if kind == 'segmentation':
         assert results[0].pred_sem_seg.data.shape == (1, 64, 96)
@@ -321,6 +323,14 @@ def test_options_are_checked_before_building():
                                form=['deploy', 'train', 'deploy'])
     assert options_problem(options) is None
     assert options.dtype == ['fp32'] and options.form == ['deploy', 'train']
+    assert '--compile-options needs --compile' in options_problem(
+        BenchmarkOptions(arch='t0', compile_options=dict(freezing=True)))
+    assert "unknown --compile-options ['freezng']" in options_problem(
+        BenchmarkOptions(arch='t0', compile=True,
+                         compile_options=dict(freezng=True)))
+    assert options_problem(BenchmarkOptions(
+        arch='t0', compile=True,
+        compile_options={'freezing': True, 'cpp.threads': 1})) is None
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='a GPU is present')

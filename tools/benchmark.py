@@ -100,6 +100,9 @@ def parse_args(argv=None):
                         help='model and inputs in channels_last memory format')
     parser.add_argument('--compile', action='store_true',
                         help='also measure with torch.compile (both shown)')
+    parser.add_argument('--compile-options', nargs='+', action=DictAction,
+                        help="torch.compile's options (Inductor settings), "
+                        'key=value, e.g. freezing=True')
     parser.add_argument('--train-step', action='store_true',
                         help='also time training steps (forward, backward, '
                         'SGD step) of the train form, with peak memory')

@@ -34,6 +34,7 @@ class BenchmarkOptions:
     warmup: int = 5
     channels_last: bool = False
     compile: bool = False
+    compile_options: Optional[dict] = None
     inference: bool = True
     train_step: bool = False
     peak_size: Optional[int] = None
@@ -48,6 +49,14 @@ class BenchmarkOptions:
         if field.default_factory is not dataclasses.MISSING:
             return field.default_factory()
         return field.default
+
+
+def compile_options_unknown(compile_options):
+    """The keys of ``compile_options`` that ``torch.compile`` would refuse
+    (Inductor's config names, dotted for nested ones), sorted."""
+    import torch._inductor.config as inductor_config
+    known = inductor_config.get_config_copy()
+    return sorted(key for key in compile_options if key not in known)
 
 
 def options_problem(options):
@@ -80,6 +89,14 @@ def options_problem(options):
         return f'--warmup must be >= 0, got {options.warmup}'
     if not options.peak_seconds > 0:
         return f'--peak-seconds must be > 0, got {options.peak_seconds}'
+    if options.compile_options:
+        if not options.compile:
+            return '--compile-options needs --compile'
+        unknown = compile_options_unknown(options.compile_options)
+        if unknown:
+            return (f'unknown --compile-options {unknown}: the keys are '
+                    'those of torch._inductor.config, e.g. freezing, '
+                    'max_autotune, cpp.threads')
     if not (options.inference or options.train_step):
         return ('nothing to measure: --no-inference needs --train-step')
     unknown = [name for name in options.dtype if name not in DTYPES]

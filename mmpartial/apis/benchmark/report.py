@@ -144,7 +144,10 @@ def _inference_notes(report):
     for target in report['targets']:
         notes = [f'MACs count {target["mac_scope"]}']
         if settings['compile']:
-            notes.append(f'torch.compile compiles {target["compile_scope"]}')
+            options = settings.get('compile_options')
+            with_options = f' with options {options}' if options else ''
+            notes.append(f'torch.compile{with_options} compiles '
+                         f'{target["compile_scope"]}')
         if set(settings['dtypes']) - {'fp32'}:
             notes.append('bf16/fp16 under torch.autocast, float32 weights'
                          if target['precision'] == 'autocast' else

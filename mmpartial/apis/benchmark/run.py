@@ -62,7 +62,8 @@ def time_phase(target, models, settings, batch, threads, dtype, options,
         form, compiled = key
         try:
             run = target.runner(models[form], inputs, dtype,
-                                compiled=compiled)
+                                compiled=compiled,
+                                compile_options=options.compile_options)
             start = time.perf_counter()
             run()  # compiles, allocates, picks kernels
             synchronize(device)
@@ -210,7 +211,7 @@ def train_step_target(target, options, device, img_size, progress):
         for compiled in modes:
             try:
                 step = make_train_step(module, inputs, dtype, compiled,
-                                       device)
+                                       device, options.compile_options)
                 start = time.perf_counter()
                 step()  # compiles, allocates
                 synchronize(device)
@@ -286,6 +287,8 @@ def settings_of(options, kind, img_size, targets, device):
         interop_threads=torch.get_num_interop_threads(),
         repeats=options.repeats, warmup=options.warmup,
         channels_last=options.channels_last, compile=options.compile,
+        compile_options=dict(options.compile_options)
+        if options.compile_options else None,
         inference=options.inference, train_step=options.train_step,
         cudnn_benchmark=torch.backends.cudnn.benchmark
         if device.type == 'cuda' else None,

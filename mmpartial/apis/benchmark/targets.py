@@ -8,6 +8,7 @@ generic: it asks the target for inputs, for a callable to time and for a
 module to count.
 """
 import copy
+import functools
 import logging
 import os.path as osp
 import sys
@@ -120,7 +121,8 @@ class BenchmarkTarget:
         """The part of :meth:`make_inputs`'s inputs that fvcore traces."""
         return inputs
 
-    def runner(self, model, inputs, dtype=torch.float32, compiled=False):
+    def runner(self, model, inputs, dtype=torch.float32, compiled=False,
+               compile_options=None):
         """A callable running one forward pass of ``model`` on ``inputs``.
 
         Args:
@@ -128,8 +130,13 @@ class BenchmarkTarget:
             inputs (tuple): From :meth:`make_inputs`.
             dtype (torch.dtype): The dtype to run in.
             compiled (bool): Run through ``torch.compile``.
+            compile_options (dict, optional): Its ``options`` (Inductor
+                settings, e.g. ``freezing``).
         """
-        run = self._forward(model, inputs, compiled)
+        compiler = functools.partial(torch.compile,
+                                     options=compile_options) \
+            if compiled else None
+        run = self._forward(model, inputs, compiler)
         if self.precision != 'autocast' or dtype is torch.float32:
             return run
         device_type = inputs[0].device.type
@@ -140,10 +147,12 @@ class BenchmarkTarget:
 
         return run_autocast
 
-    def _forward(self, model, inputs, compiled):
+    def _forward(self, model, inputs, compiler):
+        """One pass of ``model`` on ``inputs``; ``compiler`` (None for
+        eager mode) is ``torch.compile`` with the run's options."""
         module = self.mac_module(model)
-        if compiled:
-            module = torch.compile(module)
+        if compiler is not None:
+            module = compiler(module)
         return lambda: module(*inputs)
 
 
@@ -199,13 +208,13 @@ class _PredictTarget(BenchmarkTarget):
     def mac_inputs(self, inputs):
         return inputs[:1]  # the images; data samples are not traceable
 
-    def _forward(self, model, inputs, compiled):
+    def _forward(self, model, inputs, compiler):
         images, samples = inputs
-        if not compiled:
+        if compiler is None:
             return lambda: model.predict(images, samples)
         name = self.compiled_method
         method = getattr(type(model), name)
-        compiled_part = torch.compile(method.__get__(model))
+        compiled_part = compiler(method.__get__(model))
 
         def run():
             setattr(model, name, compiled_part)

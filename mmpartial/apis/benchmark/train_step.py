@@ -79,12 +79,15 @@ def loss_module(target, model, images):
                       '(the backbone\'s train step is timed)')
 
 
-def make_train_step(module, inputs, dtype, compiled, device):
+def make_train_step(module, inputs, dtype, compiled, device,
+                    compile_options=None):
     """A callable running one training step of ``module`` (a loss module
-    in training mode) on ``inputs``; returns the loss."""
+    in training mode) on ``inputs``; returns the loss. ``compile_options``
+    go to ``torch.compile``."""
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
-    forward = torch.compile(module) if compiled else module
+    forward = torch.compile(module, options=compile_options) if compiled \
+        else module
     amp = dtype is not torch.float32
     scaler = torch.amp.GradScaler('cuda') \
         if dtype is torch.float16 and device.type == 'cuda' else None
