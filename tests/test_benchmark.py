@@ -297,6 +297,13 @@ def test_missing_config(tmp_path):
                  'nope.py', 'does not exist')
 
 
+def test_file_that_is_not_a_config(tmp_path):
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('not a config\n')
+    assert_fails(run_tool(str(notes), *TINY), 'notes.txt',
+                 'is not a config file', '.py, .json, .yaml, .yml')
+
+
 def test_config_without_partialnet(tmp_path):
     config = tmp_path / 'resnet.py'
     config.write_text(

@@ -12,7 +12,10 @@ from mmengine.config import Config, DictAction
 
 from mmpartial.engine.amp import enable_amp
 from mmpartial.utils.checkpoint import check_checkpoint_file
-from .config_checks import check_partialnet_config
+from .config_checks import ConfigError, check_partialnet_config
+
+# The files mmengine's Config.fromfile reads.
+CONFIG_SUFFIXES = ('.py', '.json', '.yaml', '.yml')
 
 
 def add_runner_args(parser):
@@ -38,13 +41,19 @@ def load_config(path, cfg_options=None):
 
     Raises:
         FileNotFoundError: There is no such file.
-        ConfigError: The model config is inconsistent (the message names
-            the key and the value it should have).
+        ConfigError: Not a config file (by its suffix), or the model
+            config is inconsistent (the message names the key and the
+            value it should have).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'config file {path!r} does not exist; the configs of this '
             'repository are in configs/ (e.g. '
+            'configs/mask-rcnn_partialnet-t2_coco.py)')
+    if osp.splitext(path)[1] not in CONFIG_SUFFIXES:
+        raise ConfigError(
+            f'{path!r} is not a config file: mmengine reads '
+            f'{", ".join(CONFIG_SUFFIXES)} files (e.g. '
             'configs/mask-rcnn_partialnet-t2_coco.py)')
     cfg = Config.fromfile(path)
     if cfg_options:
