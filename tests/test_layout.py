@@ -40,10 +40,25 @@ def test_tests_import_the_package_and_stay_inside_the_repository():
                                        r"dirname\(REPO\)",
     }
     found = []
-    for path in glob.glob(osp.join(REPO, 'tests', '*.py')):
+    for path in glob.glob(osp.join(REPO, 'tests', '**', '*.py'),
+                          recursive=True):
         with open(path) as f:
             text = f.read()
         for what, pattern in patterns.items():
             if re.search(pattern, text):
                 found.append(f'{osp.basename(path)}: {what}')
     assert not found, found
+
+
+def test_tests_mirror_the_package():
+    # Test folders are named after the package's layers (and tools/,
+    # configs/); test files have unique names (pytest imports them by
+    # basename, without packages).
+    package = {osp.basename(osp.dirname(path)) for path in glob.glob(
+        osp.join(REPO, 'mmpartial', '*', '__init__.py'))}
+    folders = {osp.basename(osp.dirname(path)) for path in glob.glob(
+        osp.join(REPO, 'tests', '*', 'test_*.py'))}
+    assert folders <= package | {'tools', 'configs'}, folders - package
+    names = [osp.basename(path) for path in glob.glob(
+        osp.join(REPO, 'tests', '**', 'test_*.py'), recursive=True)]
+    assert len(names) == len(set(names)), sorted(names)

@@ -20,13 +20,20 @@ A finished pretraining stage of an earlier run is reused (copied into the
 new run) only when its config and its data are unchanged: both are
 fingerprinted (the resolved config without its work dir, and the bytes of
 every data file).
+
+The terminal shows a few lines per stage and a progress display
+(:class:`~mmpartial.engine.ProgressHook`); everything the runners print
+(mmengine's log, the config, COCO's summaries, warnings) goes to
+``<stage>/console.log``, beside mmengine's own log in the stage's work dir.
 """
+import contextlib
 import glob
 import hashlib
 import json
 import os
 import os.path as osp
 import shutil
+import sys
 import time
 
 from mmengine.config import Config
@@ -34,6 +41,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmpartial.datasets.toy import make_toy_coco, make_toy_shapes
+from mmpartial.engine import ProgressHook
 from mmpartial.utils.checkpoint import (check_checkpoint_file,
                                         find_latest_complete_checkpoint)
 from .config import configure_test, load_config
@@ -172,8 +180,30 @@ def _build_runner(cfg):
         Runner.from_cfg(cfg)
 
 
-def _train(cfg):
-    _build_runner(cfg).train()
+@contextlib.contextmanager
+def _runner_to_log(cfg, label):
+    """Build ``cfg``'s runner with its console output going to
+    ``<work_dir>/console.log``; the terminal gets a progress display."""
+    os.makedirs(cfg.work_dir, exist_ok=True)
+    log = osp.join(cfg.work_dir, 'console.log')
+    terminal = sys.stdout
+    with open(log, 'a') as f:
+        try:
+            # mmengine's logger binds sys.stdout when the runner makes it.
+            with contextlib.redirect_stdout(f), \
+                    contextlib.redirect_stderr(f):
+                runner = _build_runner(cfg)
+                runner.register_hook(ProgressHook(label, stream=terminal))
+                yield runner
+        except BaseException:
+            terminal.write('\n')
+            _say(f'{label}: failed; the full log is {log}')
+            raise
+
+
+def _train(cfg, label):
+    with _runner_to_log(cfg, label) as runner:
+        runner.train()
     checkpoint = find_latest_complete_checkpoint(cfg.work_dir)
     if checkpoint is None:
         raise PipelineError(f'{cfg.work_dir}: training wrote no checkpoint')
@@ -200,7 +230,7 @@ def pretrain(run_dir, data_dir, config=PRETRAIN_CONFIG, options=None,
         return osp.join(stage_dir, info['checkpoint'])
     _say(f'pretrain: training {config} -> {stage_dir}')
     start = time.time()
-    checkpoint = _train(cfg)
+    checkpoint = _train(cfg, 'pretrain')
     _write_stage(stage_dir, fingerprint=fingerprint, config=config,
                  checkpoint=osp.basename(checkpoint),
                  seconds=round(time.time() - start, 1))
@@ -249,7 +279,7 @@ def detect(run_dir, data_dir, backbone_checkpoint, config=DETECT_CONFIG,
          f'{backbone_checkpoint} (norm_eval='
          f'{cfg.model.backbone.norm_eval}) -> {stage_dir}')
     start = time.time()
-    checkpoint = _train(cfg)
+    checkpoint = _train(cfg, 'detect')
     _write_stage(stage_dir, config=config, checkpoint=osp.basename(
         checkpoint), seconds=round(time.time() - start, 1))
     pictures = osp.join(run_dir, 'pictures')
@@ -259,7 +289,8 @@ def detect(run_dir, data_dir, backbone_checkpoint, config=DETECT_CONFIG,
     cfg.model.backbone.init_cfg = None  # every weight is in the checkpoint
     _keep_bn_statistics(cfg, options)  # the config dump shows what trained
     configure_test(cfg, checkpoint, show_dir=pictures)
-    _build_runner(cfg).test()
+    with _runner_to_log(cfg, 'test') as runner:
+        runner.test()
     return checkpoint
 
 

@@ -12,9 +12,11 @@ from mmpartial.registry import MODELS
 from mmpartial.utils.checkpoint import (check_state_dict_fits,
                                         load_checkpoint_file,
                                         unwrap_state_dict)
+from mmpartial.utils.torch_compat import register_load_state_dict_pre_hook
 from ..layers import ConvBN, PartialAttnBlock, PartialBlock
 from ..layers.builders import build_norm
 from .dpconv_cfg import parse_dpconv_cfg
+from .state_dict_check import refuse_misfit
 
 
 @MODELS.register_module()
@@ -228,6 +230,7 @@ class PartialNet(BaseModule):
         if deploy:
             self._channels_last_weights()
         self._set_cost_sizes()
+        register_load_state_dict_pre_hook(self, refuse_misfit)
 
     def _dpconv_args(self):
         """The blocks' ``dpconv`` and ``dpconv_mode`` arguments."""

@@ -73,6 +73,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmpartial.utils.torch_compat import register_load_state_dict_pre_hook
+
 
 TRAIN_FORMS = ('partial', 'group')
 
@@ -224,7 +226,7 @@ class DPConv(nn.Module):
         self.gates_frozen = gates_frozen
         self.attached = False
         self.deploy = False
-        self.register_load_state_dict_pre_hook(_resize_deployed)
+        register_load_state_dict_pre_hook(self, _resize_deployed)
         if deploy:
             self.switch_to_deploy()
             # The width comes with the checkpoint (see _resize_deployed).

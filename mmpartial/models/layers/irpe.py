@@ -3,6 +3,8 @@ import math
 import torch
 import torch.nn as nn
 
+from mmpartial.utils.torch_compat import is_compiling
+
 
 def euclidean_buckets(height, width, alpha=20, beta=40, gamma=8,
                       device=None):
@@ -87,7 +89,7 @@ class EuclideanRelPosBias(nn.Module):
             index = euclidean_buckets(
                 height, width, beta=self.beta, device=self.bias_table.device)
             return self.bias_table[:, index]
-        if self.deploy and not torch.compiler.is_compiling():
+        if self.deploy and not is_compiling():
             return self._cached_bias(height, width)
         index = self.bucket_index(height, width, self.bias_table.device)
         return self.bias_table[:, index]

@@ -50,6 +50,7 @@ Cost
 import torch
 import torch.nn as nn
 
+from mmpartial.utils.torch_compat import register_load_state_dict_pre_hook
 from .dpconv import DPConv
 
 # Options a PAT layer passes on to its DPConv.
@@ -132,13 +133,13 @@ class PartialSplitLayer(nn.Module):
             # Built at the width a deploy checkpoint gives (see below).
             self.conv = None
             self.conv_channels = self.attn_channels = None
-            self.register_load_state_dict_pre_hook(_resize_to_checkpoint)
+            register_load_state_dict_pre_hook(self, _resize_to_checkpoint)
         else:
             # Meaningful after deploy; the initial split until then.
             self.conv_channels = self.dpconv.split()['conv_channels']
             self.attn_channels = channels - self.conv_channels
             self._build_masked()
-            self.register_load_state_dict_pre_hook(_load_plain_checkpoint)
+            register_load_state_dict_pre_hook(self, _load_plain_checkpoint)
 
     # ------------------------------------------------------ what subclasses do
 

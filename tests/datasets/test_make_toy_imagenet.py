@@ -11,7 +11,7 @@ from PIL import Image
 from mmpartial.datasets.toy import (MAX_CLASSES, MAX_SIZE, MIN_SIZE,
                                     make_toy_imagenet)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path('tools') / 'make_toy_imagenet.py'  # run from the repo root
 
 K, N_TRAIN, N_VAL, SIZE = 4, 60, 30, 64

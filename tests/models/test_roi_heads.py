@@ -7,6 +7,8 @@ from mmengine.runner import Runner
 from mmpartial.registry import MODELS
 from toy_detection import make_toy_set, toy_detection_cfg
 
+pytest.importorskip('mmdet')  # the heads extend mmdet's
+
 
 @pytest.fixture(scope='module')
 def toy_root(tmp_path_factory):
@@ -23,7 +25,7 @@ def extractor_cfg(type_name, out_size):
 def test_torch_roi_extractor_equals_mmdet(out_size):
     """The same RoIs from the same levels, the same pooled values and
     gradients as mmdet's extractor with mmcv's RoIAlign (within float32
-    rounding; tests/test_roi_align.py compares in float64)."""
+    rounding; tests/models/test_roi_align.py compares in float64)."""
     ours = MODELS.build(extractor_cfg('mmpartial.TorchRoIExtractor',
                                       out_size))
     ref = MODELS.build(extractor_cfg('mmdet.SingleRoIExtractor', out_size))

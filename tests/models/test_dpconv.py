@@ -469,10 +469,10 @@ def pat_pair(kind, channels, n_div, **kwargs):
 
 
 def count_macs(module, x):
-    """fvcore's multiply-adds of convolutions, linear layers and matrix
-    products (its norm counts left out), per image of ``x``."""
-    from fvcore.nn import FlopCountAnalysis
-    flops = FlopCountAnalysis(module, x)
+    """mmengine's (fvcore's) multiply-adds of convolutions, linear layers
+    and matrix products (its norm counts left out), per image of ``x``."""
+    from mmengine.analysis import FlopAnalyzer
+    flops = FlopAnalyzer(module, x)
     flops.unsupported_ops_warnings(False)
     flops.uncalled_modules_warnings(False)
     by_op = flops.by_operator()
@@ -514,7 +514,8 @@ def test_learned_split_at_one_over_n_is_the_plain_layer(kind, n_div):
     assert [type(m) for m in learned.children() if m is not learned.dpconv
             ] == [type(m) for m in plain.children()]
     assert not any(p.numel() for p in learned.dpconv.parameters())
-    # Same MACs, counted by fvcore, by hand and by the regulariser's count.
+    # Same MACs, counted by mmengine.analysis, by hand and by the
+    # regulariser's count.
     macs = count_macs(learned, x)
     assert macs == count_macs(plain, x)
     assert macs == hand_macs(kind, channels, n, h, w)

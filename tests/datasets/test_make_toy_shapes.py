@@ -13,7 +13,7 @@ from mmpartial.datasets.toy import (CATEGORIES, CLASSES, MAX_SIZE, MIN_SIZE,
                                     OutputDirError, make_toy_shapes,
                                     render_single_shape, shape_class_names)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path('tools') / 'make_toy_shapes.py'  # run from the repo root
 N_TRAIN, N_VAL, SIZE = 3, 2, 48
 

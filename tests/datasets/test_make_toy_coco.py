@@ -19,7 +19,7 @@ from mmpartial.datasets.toy import (CLASSES, DEFAULT_SIZE, MIN_VISIBLE_AREA,
 
 COCO = pytest.importorskip('pycocotools.coco').COCO
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TOOL = Path('tools') / 'make_toy_coco.py'  # run from the repository root
 NUM_TRAIN, NUM_VAL = 12, 4
 

@@ -4,6 +4,7 @@ settings."""
 import glob
 import json
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -198,8 +199,17 @@ def test_pipeline_pretrains_hands_over_and_detects(tmp_path, capsys):
         assert (first / stage / STAGE_FILE).exists()
     with open(first / 'pretrain' / STAGE_FILE) as f:
         backbone = str(first / 'pretrain' / json.load(f)['checkpoint'])
+    # The terminal gets a few lines per stage and the progress display;
+    # everything the runners print goes to each stage's console.log.
+    terminal = capsys.readouterr().out
+    assert len(terminal.splitlines()) < 60, terminal
+    for label in ('pretrain', 'detect', 'test'):
+        assert re.search(rf'\[{label}\] \w+ \[#+\] (\d+)/\1 ', terminal), label
+    assert '[test] test: coco/bbox_mAP ' in terminal
+    assert 'paramwise_options' not in terminal and 'Iter(' not in terminal
+    log = (first / 'detect' / 'console.log').read_text()
+    assert 'Iter(train)' in log
     # The hand-off: the detector's backbone started from the classifier's.
-    log = capsys.readouterr().out
     assert f'PartialNet: loaded {backbone}' in log
     # ...with the classifier's BN statistics kept.
     dumped = Config.fromfile(glob.glob(str(first / 'detect' / '*.py'))[0])

@@ -1,0 +1,29 @@
+"""torch APIs that moved between torch 2.1 (the oldest supported release)
+and the newest one, behind one name each."""
+import torch
+
+
+def is_compiling():
+    """Whether ``torch.compile`` is tracing the caller.
+
+    ``torch.compiler.is_compiling`` appeared in torch 2.3; torch 2.1 and 2.2
+    have the same flag as ``torch._dynamo.is_compiling``.
+    """
+    compiler = getattr(torch, 'compiler', None)
+    if hasattr(compiler, 'is_compiling'):
+        return compiler.is_compiling()
+    return torch._dynamo.is_compiling()
+
+
+def register_load_state_dict_pre_hook(module, hook):
+    """Call ``hook(module, state_dict, prefix, local_metadata, strict,
+    missing_keys, unexpected_keys, error_msgs)`` before ``module`` loads
+    its tensors, whoever calls ``load_state_dict`` (torch, mmengine).
+
+    The public method came with torch 2.2; torch 2.1 has the private one
+    with the same behaviour when ``with_module=True``.
+    """
+    public = getattr(module, 'register_load_state_dict_pre_hook', None)
+    if public is not None:
+        return public(hook)
+    return module._register_load_state_dict_pre_hook(hook, with_module=True)
