@@ -9,7 +9,8 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REFERENCE_DIR = osp.join(REPO, 'tests', 'data', 'official-state-dicts')
 VARIANTS = ('t0', 't1', 't2', 's', 'm', 'l')
 # The spec's table (shared/docs/partialnet-architecture.md): params in M and
-# fvcore MACs in G of the 1000-class classifier at 224x224.
+# MACs in G (fvcore's count, as mmengine.analysis makes it) of the
+# 1000-class classifier at 224x224.
 SPEC = {
     't0': (3.56, 0.247), 't1': (6.14, 0.546), 't2': (12.27, 1.039),
     's': (28.01, 2.716), 'm': (59.18, 6.693), 'l': (100.64, 11.909)

@@ -62,3 +62,36 @@ def test_tests_mirror_the_package():
     names = [osp.basename(path) for path in glob.glob(
         osp.join(REPO, 'tests', '**', 'test_*.py'), recursive=True)]
     assert len(names) == len(set(names)), sorted(names)
+
+
+def _anchors(path):
+    """GitHub's anchors of a Markdown file's headings."""
+    anchors = set()
+    with open(path) as f:
+        for line in f:
+            if line.startswith('#'):
+                title = line.lstrip('#').strip().lower()
+                title = re.sub(r'[^\w\- ]', '', title)
+                anchors.add(title.replace(' ', '-'))
+    return anchors
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    pages = [osp.join(REPO, 'README.md')] + glob.glob(
+        osp.join(REPO, 'docs', '*.md'))
+    broken = []
+    for page in pages:
+        with open(page) as f:
+            text = re.sub(r'```.*?```', '', f.read(), flags=re.S)
+        for target in re.findall(r'\]\(([^)\s]+)\)', text):
+            if re.match(r'[a-z]+://', target):
+                continue
+            path, _, anchor = target.partition('#')
+            path = osp.normpath(osp.join(osp.dirname(page), path)) \
+                if path else page
+            if not osp.exists(path):
+                broken.append(f'{osp.basename(page)}: {target}')
+            elif anchor and path.endswith('.md') and \
+                    anchor not in _anchors(path):
+                broken.append(f'{osp.basename(page)}: {target} (anchor)')
+    assert not broken, broken

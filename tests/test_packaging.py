@@ -51,11 +51,11 @@ def test_the_backbone_needs_only_the_base_requirements():
     assert {'torch', 'mmengine', 'numpy'} <= base
     # What only some users need stays in extras.
     for heavy in ('mmcv', 'mmdet', 'mmpretrain', 'mmsegmentation', 'onnx',
-                  'onnxruntime', 'fvcore'):
+                  'onnxruntime', 'matplotlib'):
         assert heavy not in base, heavy
 
 
-def test_every_requirement_has_a_range_that_admits_both_tested_torches():
+def test_torch_range_admits_both_tested_torches():
     lines = [line for line in requires('mmpartial')
-             if line.startswith('torch')]
+             if re.match(r'torch\W', line)]
     assert len(lines) == 1 and '>=2.1.0' in lines[0] and '<2.14' in lines[0]

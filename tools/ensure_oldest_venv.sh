@@ -47,6 +47,9 @@ log "torch $torch_version and numpy 1 (log: $log_file)"
 log "pip install -e '.[tests]': mmpartial's own requirements"
 # Only numpy is held; torch must stay where it is by itself (checked below).
 "${pip[@]}" 'numpy<2' 'mmengine==0.10.7' -e "$root[tests]" >>"$log_file" 2>&1 || fail
+# The build leaves mmpartial.egg-info in the repository, whose metadata would
+# shadow the installed one for code run from the repository root.
+rm -rf "$root/mmpartial.egg-info"
 check_imports || { log "installing mmpartial moved torch off $torch_version"; exit 1; }
 echo "$want" > "$stamp"
 log "ready: $venv (torch $("$py" -c 'import torch; print(torch.__version__)'))"

@@ -74,6 +74,9 @@ log "step 4/4: mmdet, mmpretrain, mmseg and mmpartial with all its extras"
 # requirements/seg.txt adds ftfy and regex, which mmseg imports undeclared.
 run "${pip[@]}" mmdet==3.3.0 mmpretrain==1.2.0 mmsegmentation==1.2.2
 run "${pip[@]}" --no-build-isolation -e "$root[all]"
+# The build leaves mmpartial.egg-info in the repository, whose metadata would
+# shadow the installed one for code run from the repository root.
+rm -rf "$root/mmpartial.egg-info"
 check_imports
 echo "$want" > "$stamp"
 log "ready: $venv ($(( $(date +%s) - start )) s)"

@@ -7,8 +7,8 @@ Example::
     python tools/make_metafile.py                     # count every config
     python tools/make_metafile.py --only upernet_partialnet-t0_ade20k
 
-Counting builds each model and traces it once with fvcore at the input
-size papers report (see the metafile's header); all configs take minutes
+Counting builds each model and traces it once with mmengine.analysis at the
+input size papers report (see the metafile's header); all configs take minutes
 on a CPU. ``--only`` recounts the named configs and keeps the other
 entries of the existing file. :mod:`mmpartial.apis.metafile` does the work.
 """

@@ -5,11 +5,13 @@ with nothing outside ONNX's standard operator set (opset 17): the backbone
 in deploy form, the FPN, the RPN (top-k per level, box decoding, NMS
 across levels), the RoI heads (RoIAlign on the FPN level of each RoI,
 class-wise box decoding, class-wise NMS) and the mask head with the masks
-pasted into the image. mmcv's RoIAlign and NMS, which have no standard
-ONNX form, are replaced by ONNX ``RoiAlign`` (``half_pixel`` coordinates:
-mmcv's ``aligned=True``) and ``NonMaxSuppression``; in PyTorch the same
-graph runs them through mmcv, so the wrapper computes exactly what mmdet's
-``predict`` computes.
+pasted into the image. mmcv's RoIAlign and NMS have no standard ONNX form;
+the wrapper calls torchvision's ``roi_align`` and ``nms`` instead, which
+compute the same (``aligned=True``: the same half-pixel shift) and which
+torchvision exports as ONNX ``RoiAlign`` (``half_pixel`` coordinates) and
+``NonMaxSuppression``. The rest is the arithmetic of mmdet's ``predict``,
+written with traceable tensor operations (mmdet's own has data-dependent
+Python control flow).
 
 What is exported
     Input ``image``: ``(1, 3, H, W)`` float32, the data preprocessor's
@@ -44,60 +46,24 @@ import warnings
 import numpy as np
 import torch
 import torch.nn as nn
+import torchvision
 from torch.nn import functional as F
 
 from .deploy import DeployError, load_partialnet_config
+from .detector_onnx_check import check_detector_onnx
 from .export import build_deploy_model
 
 
-class RoiAlignOp(torch.autograd.Function):
-    """RoIAlign: mmcv's in PyTorch, ONNX ``RoiAlign`` when exported."""
-
-    @staticmethod
-    def forward(ctx, feats, boxes, batch, out_h, out_w, scale, ratio,
-                aligned):
-        from mmcv.ops import roi_align
-        rois = torch.cat([batch.to(boxes.dtype)[:, None], boxes], 1)
-        return roi_align(feats, rois, (out_h, out_w), scale, ratio, 'avg',
-                         aligned)
-
-    @staticmethod
-    def symbolic(g, feats, boxes, batch, out_h, out_w, scale, ratio,
-                 aligned):
-        mode = 'half_pixel' if aligned else 'output_half_pixel'
-        return g.op('RoiAlign', feats, boxes, batch, mode_s='avg',
-                    output_height_i=out_h, output_width_i=out_w,
-                    sampling_ratio_i=ratio, spatial_scale_f=scale,
-                    coordinate_transformation_mode_s=mode)
-
-
-class NmsOp(torch.autograd.Function):
+def nms_indices(boxes, scores, iou, threshold, max_out):
     """Single-class NMS of the boxes whose score is above ``threshold``:
-    mmcv's in PyTorch, ONNX ``NonMaxSuppression`` when exported. Returns
-    ONNX's ``(K, 3)`` selection (batch, class, box), by decreasing score.
+    the kept indices by decreasing score, at most ``max_out``.
+
+    torchvision's ``nms`` runs it in PyTorch and exports as ONNX
+    ``NonMaxSuppression``; the score threshold is a ``NonZero`` before it.
     """
-
-    @staticmethod
-    def forward(ctx, boxes, scores, iou, threshold, max_out):
-        from mmcv.ops import nms
-        candidates = (scores > threshold).nonzero().flatten()
-        _, keep = nms(boxes[candidates], scores[candidates], iou)
-        selected = candidates[keep][:max_out]
-        zeros = torch.zeros_like(selected)
-        return torch.stack([zeros, zeros, selected], 1)
-
-    @staticmethod
-    def symbolic(g, boxes, scores, iou, threshold, max_out):
-
-        def const(value, dtype):
-            return g.op('Constant', value_t=torch.tensor(value, dtype=dtype))
-
-        boxes = g.op('Unsqueeze', boxes, const([0], torch.long))
-        scores = g.op('Unsqueeze', scores, const([0, 1], torch.long))
-        return g.op('NonMaxSuppression', boxes, scores,
-                    const([max_out], torch.long),
-                    const([iou], torch.float), const([threshold],
-                                                     torch.float))
+    candidates = (scores > threshold).nonzero().flatten()
+    keep = torchvision.ops.nms(boxes[candidates], scores[candidates], iou)
+    return candidates[keep][:max_out]
 
 
 def decode_boxes(coder, anchors, deltas, max_shape, wh_ratio_clip=16 / 1000):
@@ -128,7 +94,7 @@ def batched_nms(boxes, scores, groups, iou, max_out):
     valid = scores >= 0
     top = torch.where(valid[:, None], boxes, torch.zeros_like(boxes)).max()
     moved = boxes + (groups.to(boxes) * (top + 1))[:, None]
-    return NmsOp.apply(moved, scores, float(iou), -0.5, int(max_out))[:, 2]
+    return nms_indices(moved, scores, float(iou), -0.5, int(max_out))
 
 
 def top_kept(scores, keep, k):
@@ -303,16 +269,16 @@ class ExportableMaskRCNN(nn.Module):
 
     def roi_features(self, extractor, feats, boxes):
         """RoIAlign of every box on its FPN level (mmdet's
-        ``SingleRoIExtractor`` with ONNX ``RoiAlign``)."""
+        ``SingleRoIExtractor``)."""
         count = extractor.num_inputs
-        batch = torch.zeros(boxes.shape[0], dtype=torch.long,
-                            device=boxes.device)
-        rois = torch.cat([batch.to(boxes)[:, None], boxes], 1)
+        rois = torch.cat([boxes.new_zeros(boxes.shape[0], 1), boxes], 1)
         levels = extractor.map_roi_levels(rois, count)
         out = None
         for level, layer in enumerate(extractor.roi_layers[:count]):
-            pooled = RoiAlignOp.apply(
-                feats[level], boxes, batch, *layer.output_size,
+            # torchvision's roi_align computes mmcv's (aligned: the same
+            # half-pixel shift) and exports as ONNX RoiAlign.
+            pooled = torchvision.ops.roi_align(
+                feats[level], rois, tuple(layer.output_size),
                 float(layer.spatial_scale), int(layer.sampling_ratio),
                 bool(layer.aligned))
             pooled = pooled * (levels == level).to(pooled)[:, None, None,
@@ -415,136 +381,6 @@ def canvas_size(cfg, img_size=None):
                           '--img-size H W')
     side = -(-max(scales) // 32) * 32
     return side, side
-
-
-def prepare_images(model, cfg, paths, size):
-    """Images through the config's test pipeline and the model's data
-    preprocessor, zero-padded to ``size``.
-
-    Returns:
-        list[tuple[Tensor, DetDataSample]]: Per image the ``(1, 3, H, W)``
-        input and a data sample whose metadata describes the padded input
-        as the image (so that mmdet's ``predict`` clips and pastes as the
-        exported graph does).
-    """
-    from mmengine.dataset import Compose
-    from mmengine.registry import init_default_scope
-    from mmdet.structures import DetDataSample
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    steps = [t for t in cfg.test_dataloader.dataset.pipeline
-             if t['type'] != 'LoadAnnotations']
-    pipeline = Compose(steps)
-    height, width = size
-    out = []
-    for path in paths:
-        data = pipeline(dict(img_path=path, img_id=0))
-        batch = model.data_preprocessor(
-            dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
-            False)
-        image = batch['inputs']
-        if image.shape[-2] > height or image.shape[-1] > width:
-            raise DeployError(f'{path}: {tuple(image.shape[-2:])} after the '
-                              f'test pipeline, larger than the export size '
-                              f'{size}')
-        image = F.pad(image, (0, width - image.shape[-1], 0,
-                              height - image.shape[-2]))
-        meta = dict(img_shape=size, ori_shape=size, pad_shape=size,
-                    batch_input_shape=size, scale_factor=(1., 1.))
-        out.append((image, DetDataSample(metainfo=meta)))
-    return out
-
-
-def mask_iou(a, b):
-    """IoU of two boolean masks (1 when both are empty)."""
-    union = np.logical_or(a, b).sum()
-    return 1. if union == 0 else np.logical_and(a, b).sum() / union
-
-
-def box_iou(a, b):
-    """IoU of two ``(x1, y1, x2, y2)`` boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0.) * max(h, 0.)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) \
-        - inter
-    return inter / union if union > 0 else 0.
-
-
-def compare_detections(torch_result, onnx_outputs, nms_iou=0.5):
-    """ONNX detections against mmdet's ``predict`` of one image.
-
-    Detections are matched by label and box, not by rank (nearly equal
-    scores may swap places). Where two boxes of one class overlap with
-    equal scores, NMS keeps either: mmcv's kernel and onnxruntime's
-    NonMaxSuppression break such ties differently. A PyTorch detection
-    left without a match therefore counts as ``tied``, not unmatched, when
-    an ONNX detection of its label has its score (within 1e-6) and
-    overlaps it at least at ``nms_iou`` (so that one suppresses the
-    other: the R-CNN's NMS threshold, ``test_cfg.rcnn.nms.iou_threshold``).
-
-    Returns:
-        dict: ``count`` (PyTorch), ``onnx_count``, ``unmatched`` (PyTorch
-        detections without an ONNX one of the same label within the
-        tolerance, ties excepted), ``tied``, ``box_rel_diff`` (largest,
-        relative to the box scale), ``score_diff`` and ``min_mask_iou``
-        (None without masks) over the matched detections.
-    """
-    boxes = torch_result.bboxes.numpy()
-    scores = torch_result.scores.numpy()
-    labels = torch_result.labels.numpy()
-    masks = torch_result.masks.numpy() if 'masks' in torch_result else None
-    o_boxes, o_scores, o_labels = onnx_outputs[:3]
-    valid = o_labels >= 0
-    o_boxes, o_scores, o_labels = o_boxes[valid], o_scores[valid], \
-        o_labels[valid]
-    o_masks = onnx_outputs[3][valid] if len(onnx_outputs) > 3 else None
-    scale = max(float(np.abs(boxes).max()) if len(boxes) else 1., 1.)
-    used, worst_box, worst_score, worst_iou, left = set(), 0., 0., 1., []
-    for i in range(len(boxes)):
-        candidates = [j for j in range(len(o_boxes))
-                      if j not in used and o_labels[j] == labels[i]]
-        diffs = [np.abs(o_boxes[j] - boxes[i]).max() / scale
-                 for j in candidates]
-        if not candidates or min(diffs) > 1e-3:
-            left.append(i)
-            continue
-        j = candidates[int(np.argmin(diffs))]
-        used.add(j)
-        worst_box = max(worst_box, min(diffs))
-        worst_score = max(worst_score, abs(float(o_scores[j] - scores[i])))
-        if masks is not None:
-            worst_iou = min(worst_iou, mask_iou(masks[i], o_masks[j]))
-    tied = 0
-    for i in left:
-        ties = [j for j in range(len(o_boxes))
-                if j not in used and o_labels[j] == labels[i]
-                and abs(float(o_scores[j] - scores[i])) <= 1e-6
-                and box_iou(boxes[i], o_boxes[j]) >= nms_iou]
-        if ties:
-            used.add(ties[0])
-            tied += 1
-    return dict(count=len(boxes), onnx_count=int(valid.sum()),
-                unmatched=len(left) - tied, tied=tied,
-                box_rel_diff=worst_box,
-                score_diff=worst_score,
-                min_mask_iou=None if masks is None else worst_iou)
-
-
-def check_detector_onnx(model, cfg, path, images, size):
-    """Run the ONNX file in onnxruntime and mmdet's ``predict`` on each
-    image; :func:`compare_detections` per image."""
-    import onnxruntime as ort
-    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    nms_iou = model.roi_head.test_cfg.nms.iou_threshold
-    results = []
-    for image, sample in prepare_images(model, cfg, images, size):
-        with torch.no_grad():
-            expected = model.predict(image, [sample], rescale=False)[0]
-        got = session.run(None, {'image': image.numpy()})
-        results.append(dict(compare_detections(expected.pred_instances, got,
-                                               nms_iou),
-                            image=osp.basename(images[len(results)])))
-    return results
 
 
 def export_detector_onnx(config, checkpoint, out, deploy=False,

@@ -42,8 +42,9 @@ INPUT_SIZES = {'partialnet-': (224, 224), 'mask-rcnn_': (800, 1280),
                'cascade-mask-rcnn_': (800, 1280), 'retinanet_': (800, 1280),
                'upernet_': (512, 2048), 'fpn_': (512, 512)}
 COUNTED = (
-    'FLOPs are multiply-adds counted by fvcore (mmpartial.apis.benchmark.'
-    'counting, as the paper counts them) for one image of {sizes}. '
+    'FLOPs are multiply-adds counted by mmengine.analysis (fvcore\'s '
+    'counter, as the paper counts them; mmpartial.apis.benchmark.counting) '
+    'for one image of {sizes}. '
     'Classifiers and segmentors: the inference model, the auxiliary head '
     'left out. Detectors: backbone, FPN and the dense heads (RPN or '
     'RetinaNet head); the RoI heads are left out, their cost depends on '
@@ -101,7 +102,7 @@ def count_config(path):
     """Parameters and FLOPs of the model of config file ``path``.
 
     Returns:
-        dict: ``params`` (int), ``flops`` (int, fvcore multiply-adds, see
+        dict: ``params`` (int), ``flops`` (int, multiply-adds, see
         :data:`COUNTED`) and ``input_size`` ((height, width) counted at).
     """
     name = osp.splitext(osp.basename(path))[0]

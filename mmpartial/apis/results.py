@@ -9,9 +9,9 @@ metrics win over validation metrics of the same launch.
 
 Params and FLOPs are counted on the model the run's config builds (random
 weights: counts do not depend on them), with the counter of
-:mod:`mmpartial.apis.benchmark.counting` (fvcore: one multiply-add = one
-FLOP, as the papers count; conv, linear, matmul, norms, pooling and
-upsampling). Classifiers at 224x224. Detectors at 1280x800 (width x
+:mod:`mmpartial.apis.benchmark.counting` (mmengine.analysis: one
+multiply-add = one FLOP, as the papers count; conv, linear, matmul, norms,
+pooling and upsampling). Classifiers at 224x224. Detectors at 1280x800 (width x
 height) in the convention of mmdet's ``get_flops`` that the papers' tables
 use: backbone, neck and RPN head on the whole image, the box head on 1000
 proposals and the mask head on 100 of them; RoIAlign and NMS are not

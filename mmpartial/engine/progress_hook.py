@@ -94,7 +94,9 @@ class ProgressHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
         loss = (outputs or {}).get('loss')
-        extra = f'loss {float(loss):.4f}, ' if loss is not None else ''
+        if hasattr(loss, 'item'):
+            loss = loss.item()
+        extra = f'loss {loss:.4f}, ' if loss is not None else ''
         loop = runner.train_loop
         epochs = getattr(loop, 'max_epochs', None)
         if epochs:

@@ -55,6 +55,7 @@ def trained(toy_imagenet, tmp_path_factory):
     return runner, before, after
 
 
+@pytest.mark.slow
 def test_short_training_learns_far_above_chance(trained):
     _, before, after = trained
     # 4 classes: chance is 25%; 128 iterations from scratch.
@@ -62,6 +63,7 @@ def test_short_training_learns_far_above_chance(trained):
     assert after >= before + 20, (before, after)
 
 
+@pytest.mark.slow
 def test_checkpoint_metadata_names_the_classes(trained):
     runner, _, _ = trained
     ckpt = torch.load(osp.join(runner.work_dir, 'epoch_16.pth'),
@@ -70,6 +72,7 @@ def test_checkpoint_metadata_names_the_classes(trained):
         ['blobs', 'checker', 'rings', 'stripes']
 
 
+@pytest.mark.slow
 def test_infer_prints_top_classes(trained, toy_imagenet):
     runner, _, _ = trained
     image = sorted((toy_imagenet / 'val' / 'rings').glob('*.JPEG'))[0]
@@ -97,6 +100,7 @@ def test_infer_prints_top_classes(trained, toy_imagenet):
                                                         abs=1e-4)
 
 
+@pytest.mark.slow
 def test_handoff_to_every_detection_config_shape(trained, tmp_path):
     """The toy checkpoint loads into the T0 detector through init_cfg with
     every backbone tensor arriving (only detection's output norms are new)."""
@@ -120,6 +124,7 @@ def test_handoff_to_every_detection_config_shape(trained, tmp_path):
         assert torch.equal(state[key], value), key
 
 
+@pytest.mark.slow
 def test_resolution_hook_really_switches(toy_imagenet, tmp_path):
     sizes = {}
 

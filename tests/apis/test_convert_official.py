@@ -99,6 +99,7 @@ def run_tool(*args):
         cwd=REPO, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_tool_converts_and_never_overwrites(tmp_path):
     src, dst = tmp_path / 'ref.pth', tmp_path / 'out' / 'ours.pth'
     torch.save(dict(model=random_reference_state('t0')), src)
@@ -120,6 +121,7 @@ def test_tool_converts_and_never_overwrites(tmp_path):
         wrong.stderr and not (tmp_path / 'x.pth').exists()
 
 
+@pytest.mark.slow
 def test_tool_refuses_pickled_objects_without_trust(tmp_path):
     import argparse
     src = tmp_path / 'ref.pth'
@@ -131,6 +133,7 @@ def test_tool_refuses_pickled_objects_without_trust(tmp_path):
     assert trusted.returncode == 0, trusted.stderr
 
 
+@pytest.mark.slow
 def test_tool_names_a_missing_or_truncated_source(tmp_path):
     missing = run_tool(tmp_path / 'nope.pth', tmp_path / 'a.pth')
     assert missing.returncode != 0 and 'Traceback' not in missing.stderr

@@ -25,6 +25,7 @@ def lrs_of(runner):
             runner.optim_wrapper.optimizer.param_groups]
 
 
+@pytest.mark.slow
 def test_train_save_resume_continue(toy_root, tmp_path):
     # A continuous run of 2 epochs (4 iterations each)...
     full = Runner.from_cfg(toy_detection_cfg(toy_root, tmp_path / 'full'))
@@ -71,6 +72,7 @@ def test_train_save_resume_continue(toy_root, tmp_path):
     assert osp.exists(tmp_path / 'resumed' / 'epoch_2.pth')
 
 
+@pytest.mark.slow
 def test_train_tool_resume_picks_newest_checkpoint(toy_root, tmp_path):
     work = tmp_path / 'work'
     cfg = toy_detection_cfg(toy_root, work, max_epochs=1)
@@ -90,6 +92,7 @@ def test_train_tool_resume_picks_newest_checkpoint(toy_root, tmp_path):
     assert 'Epoch(train) [2][4/4]' in log and 'Epoch(train) [1]' not in log
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_on_cpu(toy_root, tmp_path):
     work = tmp_path / 'ddp'
     cfg = toy_detection_cfg(toy_root, work, max_epochs=1)

@@ -85,6 +85,7 @@ def detection_batch(num_classes, with_mask):
                           with_mask=with_mask)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind', ['retinanet', 'cascade'])
 def test_detector_runs_a_training_step(kind):
     cfg = load_config(config_path(kind, 't0'))

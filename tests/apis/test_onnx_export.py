@@ -15,10 +15,10 @@ from mmpartial.apis.deploy import (DeployError, load_partialnet_config,
                                    reparameterize)
 from mmpartial.apis.export import (build_deploy_model, check_onnx,
                                    export_onnx, export_target)
+from mmpartial.apis.detector_onnx_check import (check_detector_onnx,
+                                                compare_detections,
+                                                prepare_images)
 from mmpartial.apis.export_detector import (ExportableMaskRCNN,
-                                            check_detector_onnx,
-                                            compare_detections,
-                                            prepare_images,
                                             write_detector_onnx)
 from mmpartial.datasets.toy import make_toy_coco
 
@@ -42,6 +42,7 @@ def assert_parity(results):
         assert diff < TOL and relative < TOL, (shape, diff, relative)
 
 
+@pytest.mark.slow
 def test_classifier_logits_dynamic_batch_and_size(checkpoints):
     out = checkpoints['root'] / 'cls.onnx'
     done = run_tool('export_onnx', CLS_CONFIG, checkpoints['cls'], out,
@@ -66,6 +67,7 @@ def test_classifier_logits_dynamic_batch_and_size(checkpoints):
                               (2, 3, 160, 96)]))
 
 
+@pytest.mark.slow
 def test_backbone_from_deploy_checkpoint(checkpoints):
     deploy = str(checkpoints['root'] / 'det_deploy.pth')
     reparameterize(DET_CONFIG, checkpoints['det'], deploy)
@@ -85,6 +87,7 @@ def test_backbone_from_deploy_checkpoint(checkpoints):
                                            (1, 3, 544, 544)]))
 
 
+@pytest.mark.slow
 def test_bad_requests(checkpoints):
     root = checkpoints['root']
     with pytest.raises(DeployError, match='--backbone-only'):
@@ -118,6 +121,20 @@ def detector(tmp_path_factory):
     return dict(checkpoint=path, images=images, root=root)
 
 
+# The toy detector's weights are random (with spread scores): thousands of
+# its RPN scores are nearly equal, so the top-k cutoffs of the RPN
+# (nms_pre, max_per_img) fall between near-ties, and float rounding (1e-6 of
+# the features) decides which proposals pass in each runtime. The checks
+# keep every proposal, so that the comparison tests the exported graph,
+# not the rounding at a cutoff.
+RPN_KEEP_ALL = dict(nms_pre=100000, max_per_img=100000)
+
+
+def keep_every_proposal(rpn_cfg):
+    rpn_cfg.update(RPN_KEEP_ALL)
+
+
+@pytest.mark.slow
 def test_detector_onnx_matches_pytorch(detector):
     """The whole deploy Mask R-CNN in onnxruntime: the same detections as
     mmdet's predict on the toy val images (boxes within 1e-3 relative,
@@ -127,6 +144,7 @@ def test_detector_onnx_matches_pytorch(detector):
     model = build_deploy_model(DET_CONFIG, detector['checkpoint'])
     assert model.backbone.deploy
     size = (320, 320)
+    keep_every_proposal(model.rpn_head.test_cfg)
     # A score threshold halfway between two of the first image's
     # detections, so that there are fewer than max_per_img and the padding
     # rows are checked.
@@ -153,16 +171,20 @@ def test_detector_onnx_matches_pytorch(detector):
         assert check['min_mask_iou'] >= .99, check
 
 
+@pytest.mark.slow
 def test_detector_tool(detector):
     out = detector['root'] / 'tool.onnx'
     done = run_tool('export_onnx', DET_CONFIG, detector['checkpoint'], out,
                     '--detector', '--check-images',
-                    osp.dirname(detector['images'][0]))
+                    osp.dirname(detector['images'][0]), '--cfg-options',
+                    *[f'model.test_cfg.rpn.{key}={value}'
+                      for key, value in RPN_KEEP_ALL.items()])
     assert done.returncode == 0, done.stderr[-3000:]
     assert 'exported the detector (input image 1x3x320x320' in done.stdout
     assert done.stdout.count('0 unmatched') == len(detector['images'])
 
 
+@pytest.mark.slow
 def test_detector_op_without_onnx_form_is_named(detector):
     model = build_deploy_model(DET_CONFIG, detector['checkpoint'])
     neck_forward = model.neck.forward

@@ -32,6 +32,7 @@ def cls_checkpoint(tmp_path_factory):
     return path, model
 
 
+@pytest.mark.slow
 def test_reparameterize_classifier(cls_checkpoint, tmp_path):
     path, model = cls_checkpoint
     out = str(tmp_path / 'deploy.pth')
@@ -60,6 +61,7 @@ def test_reparameterize_classifier(cls_checkpoint, tmp_path):
         assert not model.backbone.deploy
 
 
+@pytest.mark.slow
 def test_reparameterize_detector(tmp_path):
     path = str(tmp_path / 'train.pth')
     model = save_train_checkpoint(DET_CONFIG, path)
@@ -77,6 +79,7 @@ def test_reparameterize_detector(tmp_path):
                              model.extract_feat(x)) < TOL
 
 
+@pytest.mark.slow
 def test_reparameterize_refuses_deployed_checkpoint(cls_checkpoint,
                                                     tmp_path):
     path, _ = cls_checkpoint
@@ -117,6 +120,7 @@ def test_reparameterize_refuses_mismatched_checkpoint(tmp_path):
     assert not osp.exists(tmp_path / 'out.pth')
 
 
+@pytest.mark.slow
 def test_reparameterize_tool_fails_with_one_line(tmp_path):
     done = run_tool('reparameterize', CLS_CONFIG, tmp_path / 'missing.pth',
                     tmp_path / 'out.pth')

@@ -91,6 +91,7 @@ def logged_val_metrics(work_dir):
     return [line for line in lines if 'loss' not in line][-1]
 
 
+@pytest.mark.slow
 def test_table_prints_the_numbers_the_logs_hold(detection_run,
                                                 classification_run):
     det = logged_val_metrics(detection_run)
@@ -118,6 +119,7 @@ def test_table_prints_the_numbers_the_logs_hold(detection_run,
         f'classification,PartialNet-T0,{cls["accuracy/top1"]:.1f},-,val,')
 
 
+@pytest.mark.slow
 def test_test_metrics_win_and_bad_runs_are_named(detection_run, tmp_path):
     found = find_results(detection_run)
     assert found['stage'] == 'val' and found['task'] == 'detection'
@@ -153,6 +155,7 @@ def test_test_metrics_win_and_bad_runs_are_named(detection_run, tmp_path):
     assert done.returncode == 1 and str(empty) in done.stdout
 
 
+@pytest.mark.slow
 def test_detector_flops_match_an_independent_count():
     """The T0 Mask R-CNN at 1280x800 (mmdet's get_flops convention):
     fvcore's conv/linear/matmul multiply-adds against PyTorch's own
@@ -174,6 +177,7 @@ def test_detector_flops_match_an_independent_count():
         p.numel() for p in module.detector.parameters())
 
 
+@pytest.mark.slow
 def test_detector_flops_leave_out_either_roi_align():
     """The toy detector pools with mmpartial's RoIAlign, whose matrix
     products the tracer sees; the count leaves them out, as it leaves out
@@ -187,6 +191,7 @@ def test_detector_flops_leave_out_either_roi_align():
     assert ours == model_complexity(cfg, 'detection')
 
 
+@pytest.mark.slow
 def test_pipeline_pretrains_hands_over_and_detects(tmp_path, capsys):
     runs = tmp_path / 'work_dirs'
     data = tmp_path / 'data'

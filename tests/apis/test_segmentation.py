@@ -47,6 +47,7 @@ def seg_samples(batch, height, width, num_classes):
     return samples
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('head', ['upernet', 'fpn'])
 @pytest.mark.parametrize('variant', ['t0', 't2'])
 def test_ade20k_model_builds_and_runs_a_loss_step(head, variant):
@@ -127,6 +128,7 @@ def toy_cfg(data_root, work_dir, max_iters=3):
     return cfg
 
 
+@pytest.mark.slow
 def test_toy_config_trains_then_test_tool_reports_miou(toy_root, tmp_path):
     # Trained here by the runner the config names, then evaluated by
     # tools/test.py, pictures and raw predictions included.

@@ -278,6 +278,7 @@ def test_function_rejects_bad_arguments(tmp_path, kwargs):
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.slow
 def test_cli_writes_and_summarises(tmp_path):
     out = tmp_path / 'cli'
     result = _run_cli(out, '--train', 2, '--val', 1, '--seed', 3)
@@ -288,6 +289,7 @@ def test_cli_writes_and_summarises(tmp_path):
     assert (out / 'annotations' / 'instances_val2017.json').is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('flag', ['--train', '--val'])
 @pytest.mark.parametrize('value', ['0', '-2'])
 def test_cli_rejects_non_positive_counts(tmp_path, flag, value):
@@ -297,6 +299,7 @@ def test_cli_rejects_non_positive_counts(tmp_path, flag, value):
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.slow
 def test_cli_unwritable_out_dir(tmp_path):
     # A path under a regular file cannot be created, even by root.
     blocker = tmp_path / 'a_file'

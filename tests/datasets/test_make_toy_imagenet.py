@@ -242,6 +242,7 @@ def _run_cli(*args):
     (['--size', '1024'], '--size'),
     (['--seed', '-1'], '--seed'),
 ])
+@pytest.mark.slow
 def test_cli_rejects_bad_arguments(tmp_path, args, flag):
     out = tmp_path / 'out'
     res = _run_cli(out, *args)
@@ -251,6 +252,7 @@ def test_cli_rejects_bad_arguments(tmp_path, args, flag):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_cli_classes_error_names_maximum(tmp_path):
     res = _run_cli(tmp_path / 'out', '--classes', '1')
     assert res.returncode != 0
@@ -258,6 +260,7 @@ def test_cli_classes_error_names_maximum(tmp_path):
     assert str(MAX_CLASSES) in res.stderr
 
 
+@pytest.mark.slow
 def test_cli_unwritable_out_dir(tmp_path):
     blocker = tmp_path / 'a_file'
     blocker.write_text('not a folder')
@@ -275,6 +278,7 @@ def test_cli_unwritable_out_dir(tmp_path):
     assert 'Traceback' not in res.stderr
 
 
+@pytest.mark.slow
 def test_cli_default_run(tmp_path):
     out = tmp_path / 'toy'
     res = _run_cli(out, '--train-per-class', '3', '--val-per-class', '2',

@@ -198,6 +198,7 @@ def test_api_unwritable_out_dir(tmp_path):
     (['--size', '16'], '--size'),
     (['--seed', '-1'], '--seed'),
 ])
+@pytest.mark.slow
 def test_cli_rejects_bad_arguments(tmp_path, args, flag):
     out = tmp_path / 'out'
     res = _run_cli(out, *args)
@@ -207,6 +208,7 @@ def test_cli_rejects_bad_arguments(tmp_path, args, flag):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_cli_unwritable_out_dir(tmp_path):
     blocker = tmp_path / 'a_file'
     blocker.write_text('not a folder')
@@ -218,6 +220,7 @@ def test_cli_unwritable_out_dir(tmp_path):
     assert blocker.read_text() == 'not a folder'
 
 
+@pytest.mark.slow
 def test_cli_run(tmp_path):
     out = tmp_path / 'shapes'
     res = _run_cli(out, '--train', '2', '--val', '1', '--size', '32',

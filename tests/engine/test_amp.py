@@ -105,6 +105,7 @@ def test_bad_module_names_are_refused(native_bf16):
         wrapper_for(model, dtype='float64')
 
 
+@pytest.mark.slow
 def test_toy_detector_trains_in_mixed_precision(native_bf16, tmp_path):
     """The toy config's wrapper: the backbone computes in bfloat16, the
     RPN's and box head's predictions (decoded into boxes, NMS'ed) stay
@@ -152,6 +153,7 @@ def test_toy_detector_trains_in_mixed_precision(native_bf16, tmp_path):
                if p.grad is not None)
 
 
+@pytest.mark.slow
 def test_amp_on_a_cpu_autocasts_a_detectors_backbone_and_neck(monkeypatch):
     """``--amp`` on a CPU: the COCO detector's backbone and neck only (its
     NMS refuses bfloat16); the toy config keeps the modules it names; a

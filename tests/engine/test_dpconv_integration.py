@@ -84,9 +84,10 @@ def cls_batch(num=2, size=64, num_classes=4):
 
 
 def count_macs(model, x, ops=('conv', 'linear', 'matmul', 'addmm', 'bmm')):
-    """fvcore's multiply-adds (of ``ops``; None: all it counts)."""
-    from fvcore.nn import FlopCountAnalysis
-    flops = FlopCountAnalysis(model, x)
+    """mmengine.analysis's (fvcore's) multiply-adds (of ``ops``; None: all
+    it counts)."""
+    from mmengine.analysis import FlopAnalyzer
+    flops = FlopAnalyzer(model, x)
     flops.unsupported_ops_warnings(False)
     flops.uncalled_modules_warnings(False)
     if ops is None:
@@ -182,6 +183,7 @@ def test_bad_backbone_switches_and_hook_interval():
         DPConvHook(interval=0)
 
 
+@pytest.mark.slow
 def test_ratio_one_half_is_the_n_div_2_network():
     # The issue's measurement: a T0 with every split at 1/2, deployed, cost
     # 1.03x the MACs of PartialNet(n_div=2) when DPConv ran in front of the
@@ -460,6 +462,7 @@ def test_hook_on_the_auto_div_network():
     assert all(m.gate.grad is not None for m in mixers)
 
 
+@pytest.mark.slow
 def test_hook_scales_a_detector_losses():
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
@@ -542,6 +545,7 @@ def decay_of(optimizer, model):
             for group in optimizer.param_groups for p in group['params']}
 
 
+@pytest.mark.slow
 def test_in1k_recipes_decay_every_parameter():
     from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')
@@ -571,6 +575,7 @@ def test_in1k_recipes_decay_every_parameter():
         assert value == (0. if off else .005), name
 
 
+@pytest.mark.slow
 def test_coco_recipes_lr_and_decay():
     lrs = dict(t0=2e-4, t1=2e-4, t2=2e-4, s=2e-4, m=1e-4, l=1e-4)
     for variant, lr in lrs.items():
@@ -788,7 +793,7 @@ def test_deploy_with_learned_gates():
         torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
     assert [layer.split() for layer in layers] == splits
     assert [unit.complexity().item() for unit in units] == costs
-    # fvcore's count of the deployed network against the plain T1 (1/4
+    # The MAC count of the deployed network against the plain T1 (1/4
     # everywhere): the difference is what the learned splits changed, as
     # the regulariser counts it.
     plain = PartialNet('t1', out_indices=(0, 1, 2, 3)).eval()
@@ -879,6 +884,7 @@ def test_dpconv_report_errors(trained, tmp_path):
         dpconv_report(config, str(no_gates), str(tmp_path))
 
 
+@pytest.mark.slow
 def test_dpconv_report_command_line(trained, tmp_path):
     tool = osp.join(REPO, 'tools', 'dpconv_report.py')
     done = subprocess.run(

@@ -46,6 +46,7 @@ def dump_config(cfg, tmp_path, name='toy.py'):
     return str(path)
 
 
+@pytest.mark.slow
 def test_mmdet_own_train_tool_refuses_another_variant(toy_root, tmp_path,
                                                       t2_checkpoint):
     assert osp.isfile(MMDET_TRAIN)
@@ -61,6 +62,39 @@ def test_mmdet_own_train_tool_refuses_another_variant(toy_root, tmp_path,
     assert not (tmp_path / 'work' / 'epoch_1.pth').exists()
 
 
+@pytest.mark.slow
+def test_plain_runner_refuses_a_detector_of_another_variant(toy_root,
+                                                            tmp_path):
+    """The README's two-line snippet only: mmengine's own Runner, no
+    CheckedRunner or CheckpointCheckHook. A T2 detector's checkpoint as
+    ``load_from`` of the T0 config is refused by the backbone itself."""
+    cfg = toy_detection_cfg(toy_root, tmp_path / 'work', max_epochs=1)
+    cfg.pop('runner_type')
+    cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', [])
+                        if 'CheckpointCheck' not in hook['type']]
+    t2 = toy_detection_cfg(toy_root, tmp_path / 'work_t2', max_epochs=1)
+    t2.model.backbone.arch = 't2'
+    t2.model.neck.in_channels = [64, 128, 256, 512]
+    from mmengine.registry import init_default_scope
+    from mmpartial.registry import MODELS
+    init_default_scope('mmdet')
+    detector = MODELS.build(t2.model)
+    checkpoint = tmp_path / 'mask-rcnn_t2.pth'
+    torch.save({'state_dict': detector.state_dict()}, checkpoint)
+    cfg.load_from = str(checkpoint)
+    done = subprocess.run(
+        [sys.executable, MMDET_TRAIN, dump_config(cfg, tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert 'CheckpointError' in done.stderr
+    assert 'does not fit this PartialNet-T0 backbone' in done.stderr
+    assert 'checkpoint of PartialNet-T2' in done.stderr
+    assert "backbone.downsample_layers.0.conv.weight: checkpoint " \
+        "(64, 3, 4, 4), model (32, 3, 4, 4)" in done.stderr
+    assert not (tmp_path / 'work' / 'epoch_1.pth').exists()
+
+
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_refuse_a_checkpoint_that_does_not_fit(
         toy_root, tmp_path, t2_checkpoint):
     cfg = toy_detection_cfg(toy_root, tmp_path / 'ddp', max_epochs=1,
@@ -150,6 +184,7 @@ def test_http_checkpoint_loads_through_init_cfg(tmp_path, monkeypatch):
         assert torch.equal(backbone.state_dict()[key], value), key
 
 
+@pytest.mark.slow
 def test_resume_skips_incomplete_newest_checkpoint(toy_root, tmp_path):
     from mmengine.registry import RUNNERS
     work = tmp_path / 'work'

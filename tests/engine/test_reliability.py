@@ -72,6 +72,7 @@ def test_allowed_getattr_only_reaches_history_buffer_methods(tmp_path):
         torch.load(path, weights_only=True)
 
 
+@pytest.mark.slow
 def test_truncated_and_empty_checkpoints_are_named(tmp_path):
     good = tmp_path / 'epoch_1.pth'
     torch.save({'state_dict': {'w': torch.randn(1000)}}, good)
@@ -96,6 +97,7 @@ def test_truncated_and_empty_checkpoints_are_named(tmp_path):
     assert 'Traceback' not in done.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_loses_no_epoch(tmp_path):
     root = make_toy_set(tmp_path / 'toy')
     work = tmp_path / 'work'
@@ -163,12 +165,14 @@ def test_fpn_mismatch_message_gives_the_expected_value():
         check_partialnet_config(cls)
 
 
+@pytest.mark.slow
 def test_shipped_configs_pass_the_checks():
     import glob
     for path in glob.glob(osp.join(REPO, 'configs', '*.py')):
         check_partialnet_config(Config.fromfile(path))
 
 
+@pytest.mark.slow
 def test_detector_forward_on_tiny_and_huge_images():
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
@@ -191,6 +195,7 @@ def test_detector_forward_on_tiny_and_huge_images():
             assert boxes[:, 2].max() <= w + 1 and boxes[:, 3].max() <= h + 1
 
 
+@pytest.mark.slow
 def test_amp_training_stays_finite(tmp_path):
     """Two hundred bf16-autocast iterations of T0 on the toy ImageNet."""
     from mmengine.runner import Runner
@@ -233,6 +238,7 @@ def test_amp_training_stays_finite(tmp_path):
     assert sum(losses[-20:]) < sum(losses[:20])  # and it still learns
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_variant_is_refused(tmp_path):
     from mmpartial.models import PartialNet
     other = tmp_path / 'partialnet-t2.pth'

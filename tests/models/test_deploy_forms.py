@@ -54,6 +54,7 @@ def assert_deploy_structure(backbone):
             assert module.deploy, name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('arch', VARIANTS)
 def test_classifier_deploy_equivalence(arch):
     torch.manual_seed(0)
@@ -99,6 +100,7 @@ SMALL_ARCHS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(SMALL_ARCHS))
 def test_deploy_forward_equals_train_eager_and_compiled(name):
     """One deploy forward serves eager mode and torch.compile: compiled

@@ -69,6 +69,7 @@ def mask_head_inputs(model):
     return seen
 
 
+@pytest.mark.slow
 def test_capped_mask_head_trains_on_at_most_the_cap(toy_root, tmp_path):
     model, data = toy_model_and_batch(
         toy_root, tmp_path, dict(type='mmpartial.CappedMaskRoIHead',
@@ -83,6 +84,7 @@ def test_capped_mask_head_trains_on_at_most_the_cap(toy_root, tmp_path):
     assert torch.isfinite(losses['loss_mask'])
 
 
+@pytest.mark.slow
 def test_capped_mask_head_under_its_cap_is_mmdets(toy_root, tmp_path):
     """With a cap above the positives, every loss equals mmdet's
     StandardRoIHead's (same weights, same random stream)."""

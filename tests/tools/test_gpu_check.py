@@ -23,6 +23,7 @@ def run(*cmd, **env):
                           env=dict(os.environ, **env))
 
 
+@pytest.mark.slow
 @no_gpu
 def test_script_without_cuda_says_so_and_fails(tmp_path):
     wheels = tmp_path / 'wheels'  # never reached: nothing is installed
@@ -35,6 +36,7 @@ def test_script_without_cuda_says_so_and_fails(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 @no_gpu
 def test_module_without_cuda_says_so_and_fails(tmp_path):
     out = tmp_path / 'gpu.json'
@@ -44,6 +46,7 @@ def test_module_without_cuda_says_so_and_fails(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_check_runs_its_steps_on_cpu(tmp_path):
     """The whole flow on a tiny setting: correctness (CPU against itself),
     side-by-side throughput, an AMP train step, JSON and tables."""

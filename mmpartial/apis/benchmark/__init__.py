@@ -6,7 +6,7 @@ against the machine's float32 peak, and training steps
 - :mod:`.targets`: the models to time (a classifier from ``--arch`` or a
   config, a detector and its backbone), built through
   :mod:`mmpartial.apis.model`; :mod:`.forms`: their deploy form;
-- :mod:`.counting`: parameters and fvcore multiply-adds;
+- :mod:`.counting`: parameters and multiply-adds (mmengine.analysis);
 - :mod:`.devices`: the device and dtypes, probed; :mod:`.timing`: timing
   loops and summaries; :mod:`.peak`: the float32 peak, a ceiling measured
   on the models' own matrix multiplies;

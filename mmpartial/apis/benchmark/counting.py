@@ -1,9 +1,10 @@
 """Parameter and multiply-add counts.
 
-MACs are counted with fvcore's :class:`~fvcore.nn.FlopCountAnalysis`, the
-counter behind the paper's figures (T0 counts 0.247 G at 224x224). Despite
-its name fvcore counts one fused multiply-add as one "flop", i.e. it counts
-MACs.
+MACs are counted with mmengine's :class:`~mmengine.analysis.FlopAnalyzer`,
+mmengine's copy of fvcore's ``FlopCountAnalysis``, the counter behind the
+paper's figures (T0 counts 0.247 G at 224x224; both give the same count
+operator by operator). Despite its name it counts one fused multiply-add as
+one "flop", i.e. it counts MACs.
 """
 import warnings
 from math import prod
@@ -11,12 +12,13 @@ from math import prod
 import torch
 
 MAC_COUNTING = (
-    "fvcore: conv, linear, matmul and norm multiply-adds (fvcore's default "
+    "mmengine.analysis (fvcore's counter): conv, linear, matmul and norm "
+    "multiply-adds (its default "
     'operator handles, which also count pooling and upsampling elements), '
     'one multiply-add = one MAC, per image at the benchmark\'s input size; '
     '"conv/linear/matmul" counts the matrix-multiply-like operators only')
 
-# fvcore's operator names (its handles' names without ``aten::``; it calls
+# The counter's operator names (its handles' names without ``aten::``; it calls
 # ``_convolution`` "conv") of the matrix-multiply-like operators: the work a
 # matmul peak is a fair yardstick for. Norms and pooling are left out.
 MATMUL_LIKE_OPS = ('conv', 'linear', 'matmul', 'mm', 'bmm', 'addmm', 'einsum',
@@ -31,18 +33,18 @@ def count_params(model):
 def _sdpa_macs(inputs, outputs):
     """MACs of ``aten::scaled_dot_product_attention``.
 
-    fvcore has no handle for it (it would count an attention that moved to
-    the fused kernel as free): ``q @ k^T`` costs ``L * S * E`` per batch and
+    The counter has no handle for it (it would count an attention that moved
+    to the fused kernel as free): ``q @ k^T`` costs ``L * S * E`` per batch and
     head, ``attn @ v`` ``L * S * Ev``.
     """
-    from fvcore.nn.jit_handles import get_shape
+    from mmengine.analysis.jit_handles import get_shape
     q_shape, k_shape, v_shape = (get_shape(v) for v in inputs[:3])
     queries = prod(q_shape[:-1])  # batch * heads * L
     return queries * k_shape[-2] * (q_shape[-1] + v_shape[-1])
 
 
 def count_macs(module, inputs, exclude=()):
-    """Count the multiply-adds of ``module(*inputs)`` with fvcore.
+    """Count the multiply-adds of ``module(*inputs)``.
 
     Args:
         module (nn.Module): The module to trace; its ``forward`` takes
@@ -52,17 +54,18 @@ def count_macs(module, inputs, exclude=()):
             every count (a convention that does not count them).
 
     Returns:
-        dict: ``total`` (fvcore's count), ``conv_linear_matmul`` (the
-        operators of :data:`MATMUL_LIKE_OPS` only), ``by_operator`` (fvcore's
-        split) and ``unsupported_ops`` (operators fvcore saw but does not
-        count, e.g. activations and element-wise products, with their call
+        dict: ``total`` (the whole count), ``conv_linear_matmul`` (the
+        operators of :data:`MATMUL_LIKE_OPS` only), ``by_operator`` (the
+        split) and ``unsupported_ops`` (operators the counter saw but does
+        not count, e.g. activations and element-wise products, with their call
         counts).
     """
-    from fvcore.nn import FlopCountAnalysis
+    from mmengine.analysis import FlopAnalyzer
 
-    analysis = FlopCountAnalysis(module, inputs)
+    analysis = FlopAnalyzer(module, inputs)
     analysis.set_op_handle('aten::scaled_dot_product_attention', _sdpa_macs)
-    # fvcore logs every operator it skips; the counts are kept in the result.
+    # The counter logs every operator it skips; the counts are kept in the
+    # result.
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     with warnings.catch_warnings(), torch.no_grad():

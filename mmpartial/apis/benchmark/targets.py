@@ -39,8 +39,8 @@ NUM_CLASSES = 1000
 class _TensorForward(nn.Module):
     """``model(x, mode='tensor')`` as a plain ``forward(x)``.
 
-    fvcore and ``torch.compile`` both want a module whose forward takes
-    just tensors; an OpenMMLab model's forward also takes a mode.
+    The MAC counter and ``torch.compile`` both want a module whose forward
+    takes just tensors; an OpenMMLab model's forward also takes a mode.
     """
 
     def __init__(self, model):
@@ -70,7 +70,7 @@ class BenchmarkTarget:
         model (nn.Module): The model as built, in eval mode.
         description (str): What it is, for the report.
     """
-    #: What fvcore counts for this target (shown in the report).
+    #: What the MAC counter counts for this target (shown in the report).
     mac_scope = 'the whole model'
     #: Whether ``2 * MACs * images/s`` is the target's arithmetic rate.
     macs_cover_model = True
@@ -114,11 +114,12 @@ class BenchmarkTarget:
         return (images.contiguous(memory_format=memory_format), )
 
     def mac_module(self, model):
-        """The module fvcore traces, fed :meth:`mac_inputs`."""
+        """The module the MAC counter traces, fed :meth:`mac_inputs`."""
         return model
 
     def mac_inputs(self, inputs):
-        """The part of :meth:`make_inputs`'s inputs that fvcore traces."""
+        """The part of :meth:`make_inputs`'s inputs that the MAC counter
+        traces."""
         return inputs
 
     def runner(self, model, inputs, dtype=torch.float32, compiled=False,
@@ -232,7 +233,7 @@ class DetectorTarget(_PredictTarget):
     Timing covers everything from the normalised batch to the final boxes
     (and masks): backbone, neck, RPN, NMS, RoI heads, mask pasting. Data
     preprocessing (normalisation, padding) is left out, as for every target.
-    fvcore counts only the backbone and neck: the heads' work depends on
+    The MAC count covers only the backbone and neck: the heads' work depends on
     how many proposals and detections the (random) weights produce.
     Compiled: ``extract_feat``; RPN and RoI heads have data-dependent
     shapes (NMS) and run eagerly.
@@ -255,7 +256,7 @@ class SegmentorTarget(_PredictTarget):
 
     Timing covers the config's own inference (``test_cfg``: whole image or
     sliding window): backbone, neck, decode head, the logits resized to
-    the image and the per-pixel argmax. fvcore counts the backbone, neck
+    the image and the per-pixel argmax. The MAC count covers the backbone, neck
     and decode head on the whole image (the auxiliary head only trains).
     Compiled: ``encode_decode`` (the tensor part, resize included); the
     window loop and the argmax run eagerly.

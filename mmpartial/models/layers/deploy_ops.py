@@ -16,7 +16,7 @@ memory format from the stem on (``PartialNet.forward_deploy``):
 
 There is one deploy forward per layer: it runs as it is in eager mode,
 under autograd, under ``torch.compile`` (whose compiler fuses the
-element-wise work) and in exporters (ONNX, ``torch.jit.trace``, fvcore's
+element-wise work) and in exporters (ONNX, ``torch.jit.trace``, MAC
 counting). Where autograd and tracers are off (inference), it overwrites
 the large intermediates it created itself (the MLP's activation and
 residual sum) instead of allocating new ones (:func:`may_overwrite`).
@@ -50,7 +50,7 @@ def may_overwrite():
 
     Only when autograd records nothing (``torch.no_grad``, inference mode)
     and no tracer records the operators (``torch.jit.trace``, the ONNX
-    exporter, fvcore's counting: they keep seeing the out-of-place graph
+    exporter, the MAC counter: they keep seeing the out-of-place graph
     they were written and tested against). Why it pays: a new tensor of
     tens of megabytes (the MLP's hidden activations at batch 32) comes
     from the operating system page by page, and on the development VM
