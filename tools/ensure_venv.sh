@@ -64,7 +64,7 @@ log "step 1/4: pip, setuptools<81, wheel"
 run "${pip[@]}" -U pip wheel 'setuptools>=77,<81'
 log "step 2/4: torch 2.13.0 + torchvision 0.28.0 (a large download the first time)"
 run "${pip[@]}" 'torch===2.13.0' 'torchvision==0.28.0' 'numpy<2'
-log "step 3/4: mmengine, mmcv 2.1.0 with C++ ops (compiled the first time, about 10 minutes on 2 cores; pip caches the wheel)"
+log "step 3/4: mmengine, mmcv 2.1.0 with C++ ops (compiled the first time: most of the 14-minute first install on 2 cores; pip caches the wheel)"
 run "${pip[@]}" mmengine==0.10.7 ninja psutil
 if ! "$py" -c 'from mmcv.ops import nms' 2>/dev/null; then
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \

@@ -6,8 +6,9 @@ import torch
 def is_compiling():
     """Whether ``torch.compile`` is tracing the caller.
 
-    ``torch.compiler.is_compiling`` appeared in torch 2.3; torch 2.1 and 2.2
-    have the same flag as ``torch._dynamo.is_compiling``.
+    torch 2.1 has no ``torch.compiler.is_compiling`` (checked in CI's
+    torch 2.1.2 environment); it has the same flag as
+    ``torch._dynamo.is_compiling``.
     """
     compiler = getattr(torch, 'compiler', None)
     if hasattr(compiler, 'is_compiling'):
@@ -20,8 +21,9 @@ def register_load_state_dict_pre_hook(module, hook):
     missing_keys, unexpected_keys, error_msgs)`` before ``module`` loads
     its tensors, whoever calls ``load_state_dict`` (torch, mmengine).
 
-    The public method came with torch 2.2; torch 2.1 has the private one
-    with the same behaviour when ``with_module=True``.
+    torch 2.1 lacks the public method (checked in CI's torch 2.1.2
+    environment); its private one behaves the same with
+    ``with_module=True``.
     """
     public = getattr(module, 'register_load_state_dict_pre_hook', None)
     if public is not None:
