@@ -8,6 +8,8 @@ instance with ``custom_imports=dict(imports=['mmpartial'])``).
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import \
+    OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import Registry
@@ -16,6 +18,10 @@ MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmpartial',
                   locations=['mmpartial.models'])
 OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS,
                           scope='mmpartial', locations=['mmpartial.engine'])
+OPTIM_WRAPPER_CONSTRUCTORS = Registry(
+    'optimizer wrapper constructor',
+    parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope='mmpartial',
+    locations=['mmpartial.engine'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmpartial',
                  locations=['mmpartial.engine'])
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmpartial',

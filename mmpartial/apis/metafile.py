@@ -10,12 +10,10 @@ import glob
 import os
 import os.path as osp
 
-import torch
-import torch.nn as nn
 import yaml
 
-from .benchmark.counting import count_macs, count_params
 from .config import load_config
+from .counting import SCOPES, count_params, model_macs
 from .model import build_model
 
 METAFILE = 'configs/metafile.yml'
@@ -43,13 +41,13 @@ INPUT_SIZES = {'partialnet-': (224, 224), 'mask-rcnn_': (800, 1280),
                'upernet_': (512, 2048), 'fpn_': (512, 512)}
 COUNTED = (
     'FLOPs are multiply-adds counted by mmengine.analysis (fvcore\'s '
-    'counter, as the paper counts them; mmpartial.apis.benchmark.counting) '
+    'counter, as the paper counts them; mmpartial.apis.counting.model_macs) '
     'for one image of {sizes}. '
-    'Classifiers and segmentors: the inference model, the auxiliary head '
-    'left out. Detectors: backbone, FPN and the dense heads (RPN or '
-    'RetinaNet head); the RoI heads are left out, their cost depends on '
-    'the number of proposals. Parameters: every parameter of the model as '
-    'built for training (auxiliary heads included).')
+    f'Classifiers: {SCOPES["classifier"]}. '
+    f'Segmentors: {SCOPES["segmentor"]}. '
+    f'Detectors: {SCOPES["detector"]}. '
+    'Parameters: every parameter of the model as built for training '
+    '(auxiliary heads included).')
 
 
 class MetafileError(ValueError):
@@ -73,31 +71,6 @@ def listed_configs(config_dir='configs'):
     return [p for p in paths if '_toy' not in osp.basename(p)]
 
 
-class _Counted(nn.Module):
-    """What :func:`count_config` counts of a model, as ``forward(images)``.
-
-    Classifiers and segmentors run ``mode='tensor'`` (logits; a segmentor's
-    decode head only). Detectors run ``extract_feat`` and their dense head
-    (``rpn_head`` or, for single-stage detectors, ``bbox_head``).
-    """
-
-    def __init__(self, model, scope):
-        super().__init__()
-        self.model = model
-        self.scope = scope
-
-    def forward(self, images):
-        if self.scope != 'mmdet':
-            return self.model(images, mode='tensor')
-        feats = self.model.extract_feat(images)
-        if getattr(self.model, 'rpn_head', None) is not None:
-            return feats, self.model.rpn_head(feats)
-        if getattr(self.model, 'roi_head', None) is None and \
-                getattr(self.model, 'bbox_head', None) is not None:
-            return feats, self.model.bbox_head(feats)
-        return feats
-
-
 def count_config(path):
     """Parameters and FLOPs of the model of config file ``path``.
 
@@ -108,12 +81,10 @@ def count_config(path):
     name = osp.splitext(osp.basename(path))[0]
     prefix = family_of(name)[0]
     cfg = load_config(path)
-    model = build_model(cfg).eval()  # counts do not depend on the weights
-    params = count_params(model)
+    model = build_model(cfg)  # counts do not depend on the weights
     size = INPUT_SIZES[prefix]
-    images = torch.randn(1, 3, *size)
-    macs = count_macs(_Counted(model, cfg.get('default_scope')), (images, ))
-    return dict(params=params, flops=macs['total'], input_size=size)
+    return dict(params=count_params(model),
+                flops=model_macs(model, size)['total'], input_size=size)
 
 
 def model_entry(path, counts, root='.'):

@@ -8,14 +8,10 @@ JSON object of test metrics). The newest launch with metrics counts; test
 metrics win over validation metrics of the same launch.
 
 Params and FLOPs are counted on the model the run's config builds (random
-weights: counts do not depend on them), with the counter of
-:mod:`mmpartial.apis.benchmark.counting` (mmengine.analysis: one
-multiply-add = one FLOP, as the papers count; conv, linear, matmul, norms,
-pooling and upsampling). Classifiers at 224x224. Detectors at 1280x800 (width x
-height) in the convention of mmdet's ``get_flops`` that the papers' tables
-use: backbone, neck and RPN head on the whole image, the box head on 1000
-proposals and the mask head on 100 of them; RoIAlign and NMS are not
-counted.
+weights: counts do not depend on them) by
+:func:`mmpartial.apis.counting.model_macs`, the metafile's count (one
+multiply-add = one FLOP, as the papers count): classifiers at 224x224,
+detectors at 1280x800 (width x height) in mmdet's ``get_flops`` convention.
 """
 import csv
 import glob
@@ -24,19 +20,13 @@ import json
 import os.path as osp
 import re
 
-import torch
-import torch.nn as nn
 from mmengine.config import Config
 
-from mmpartial.models.layers.roi_align import RoIAlign
-
-from .benchmark.counting import count_macs, count_params
+from .counting import count_params, model_macs
 from .model import build_model
 
 DETECTION_FLOPS_SIZE = (800, 1280)  # (height, width): "1280x800"
 CLASSIFICATION_FLOPS_SIZE = (224, 224)
-NUM_PROPOSALS = 1000  # mmdet's get_flops convention (forward_dummy)
-NUM_MASK_ROIS = 100
 
 # task: (metric keys in the table's order, column titles, scale to %)
 TABLES = {
@@ -152,48 +142,6 @@ def find_results(work_dir):
         'launches has test or validation metrics)')
 
 
-class DetectorFlopsForward(nn.Module):
-    """A detector's work on one image in mmdet's ``get_flops`` convention:
-    features, RPN head, box head on ``NUM_PROPOSALS`` fixed boxes and mask
-    head on the first ``NUM_MASK_ROIS`` of them (tensors only, traceable).
-    """
-
-    def __init__(self, detector):
-        super().__init__()
-        self.detector = detector
-
-    def forward(self, images):
-        feats = self.detector.extract_feat(images)
-        outs = [self.detector.rpn_head(feats)]
-        height, width = images.shape[-2:]
-        # Fixed, valid boxes spread over the image: the count, not the
-        # place, sets the heads' cost.
-        steps = torch.linspace(0, 1, NUM_PROPOSALS, device=images.device)
-        rois = torch.stack([
-            torch.zeros_like(steps), steps * width * 0.5,
-            steps * height * 0.5, steps * width * 0.5 + width * 0.5,
-            steps * height * 0.5 + height * 0.5], dim=1)
-        roi_head = self.detector.roi_head
-        # Every head output is returned: the tracer drops what is unused.
-        bbox = roi_head._bbox_forward(feats, rois)
-        outs += [bbox['cls_score'], bbox['bbox_pred']]
-        if getattr(roi_head, 'with_mask', False):
-            outs.append(roi_head._mask_forward(
-                feats, rois[:NUM_MASK_ROIS])['mask_preds'])
-        return outs
-
-
-class ClassifierForward(nn.Module):
-    """``model(images, mode='tensor')`` as a plain forward."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, images):
-        return self.model(images, mode='tensor')
-
-
 def model_complexity(cfg, task):
     """``(params, flops)`` of the model a config builds (see module doc).
 
@@ -201,16 +149,9 @@ def model_complexity(cfg, task):
         dict: ``params``, ``flops`` (multiply-adds) and ``conv_linear_matmul``
         (the matrix-multiply-like part of ``flops``).
     """
-    model = build_model(cfg).eval()
-    if task == 'detection':
-        module, size = DetectorFlopsForward(model), DETECTION_FLOPS_SIZE
-    else:
-        module, size = ClassifierForward(model), CLASSIFICATION_FLOPS_SIZE
-    images = torch.zeros(1, 3, *size)
-    # RoIAlign is not counted (the convention above): mmcv's is an op the
-    # tracer cannot see into, mmpartial's (TorchRoIExtractor) is made of
-    # matrix products that it would count.
-    macs = count_macs(module, (images, ), exclude=(RoIAlign, ))
+    model = build_model(cfg)
+    macs = model_macs(model, DETECTION_FLOPS_SIZE if task == 'detection'
+                      else CLASSIFICATION_FLOPS_SIZE)
     return dict(params=count_params(model), flops=macs['total'],
                 conv_linear_matmul=macs['conv_linear_matmul'])
 

@@ -10,7 +10,7 @@ import yaml
 from conftest import REPO, SPEC
 from fast_config_parsing import fast_config_parsing  # noqa: F401
 from mmpartial.apis import build_model, load_config
-from mmpartial.apis.benchmark.counting import count_params
+from mmpartial.apis.counting import SCOPES, count_params
 from mmpartial.apis.metafile import (count_config, listed_configs,
                                      make_metafile, model_entry)
 
@@ -58,6 +58,20 @@ def test_classifier_counts_are_the_papers():
         meta = MODELS[f'partialnet-{variant}_in1k']['Metadata']
         assert round(meta['Parameters'] / 1e6, 2) == params
         assert meta['FLOPs'] / 1e9 == pytest.approx(macs, rel=0.01)
+
+
+def test_detector_counts_include_the_roi_heads():
+    # Backbone, neck and RPN as the Mask R-CNN's: a cascade's two more
+    # stages of box and mask heads cost more, as the header says.
+    cascades = [name for name in MODELS if name.startswith('cascade-')]
+    for name in cascades:
+        single = MODELS[name[len('cascade-'):].replace('_coco-3x', '_coco')]
+        assert MODELS[name]['Metadata']['FLOPs'] > \
+            single['Metadata']['FLOPs']
+    with open(osp.join(REPO, 'configs', 'metafile.yml')) as f:
+        header = ' '.join(line[1:].strip() for line in f
+                          if line.startswith('#'))
+    assert SCOPES['detector'] in header
 
 
 @pytest.fixture

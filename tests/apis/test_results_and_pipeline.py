@@ -10,15 +10,20 @@ import sys
 
 import pytest
 import torch
+import torch.nn as nn
+import yaml
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 
 from conftest import REPO
+from mmpartial.apis.config import load_config
+from mmpartial.apis.counting import (NUM_MASK_ROIS, NUM_PROPOSALS,
+                                     CountedForward, count_macs)
+from mmpartial.apis.metafile import count_config
 from mmpartial.apis.model import build_model
-from mmpartial.apis.results import (DetectorFlopsForward, ResultsError,
+from mmpartial.apis.results import (DETECTION_FLOPS_SIZE, ResultsError,
                                     collect, find_results, format_tables,
                                     model_complexity)
-from mmpartial.apis.config import load_config
 from mmpartial.apis.toy_pipeline import (DETECT_CONFIG, PRETRAIN_CONFIG,
                                          STAGE_FILE, pretrain,
                                          run_toy_pipeline,
@@ -164,7 +169,7 @@ def test_detector_flops_match_an_independent_count():
     cfg = Config.fromfile(
         osp.join(REPO, 'configs', 'mask-rcnn_partialnet-t0_coco.py'))
     counts = model_complexity(cfg, 'detection')
-    module = DetectorFlopsForward(build_model(cfg).eval())
+    module = CountedForward(build_model(cfg).eval())
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         module(torch.zeros(1, 3, 800, 1280))
@@ -174,7 +179,60 @@ def test_detector_flops_match_an_independent_count():
     # Norms, pooling and upsampling add a little on top.
     assert 1 < counts['flops'] / counts['conv_linear_matmul'] < 1.05
     assert counts['params'] == sum(
-        p.numel() for p in module.detector.parameters())
+        p.numel() for p in module.model.parameters())
+
+
+class FeaturesAndRPN(nn.Module):
+    """Backbone, neck and RPN head of a two-stage detector."""
+
+    def __init__(self, detector):
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, images):
+        feats = self.detector.extract_feat(images)
+        return feats, self.detector.rpn_head(feats)
+
+
+def roi_head_inputs(roi_head):
+    """(head, RoI features) of every box head on ``NUM_PROPOSALS`` RoIs
+    and every mask head on ``NUM_MASK_ROIS``, a cascade's stages each."""
+    cascade = hasattr(roi_head, 'num_stages')
+    pieces = []
+    for heads, extractors, num in (
+            (roi_head.bbox_head, roi_head.bbox_roi_extractor, NUM_PROPOSALS),
+            (roi_head.mask_head, roi_head.mask_roi_extractor,
+             NUM_MASK_ROIS)):
+        if not cascade:
+            heads, extractors = [heads], [extractors]
+        for head, extractor in zip(heads, extractors):
+            size = extractor.roi_layers[0].output_size
+            pieces.append(
+                (head, torch.zeros(num, extractor.out_channels, *size)))
+    return pieces
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['mask-rcnn_partialnet-t0_coco',
+                                  'cascade-mask-rcnn_partialnet-t0_coco-3x'])
+def test_detector_flops_are_the_metafiles_and_count_the_roi_heads(name):
+    """The results table, the metafile tool and configs/metafile.yml give
+    one count: features and RPN on the image plus every RoI head on its
+    fixed number of RoIs, counted here piece by piece."""
+    path = osp.join(REPO, 'configs', f'{name}.py')
+    flops = model_complexity(Config.fromfile(path), 'detection')['flops']
+    assert count_config(path)['flops'] == flops
+    with open(osp.join(REPO, 'configs', 'metafile.yml')) as f:
+        listed = {m['Name']: m for m in yaml.safe_load(f)['Models']}
+    assert listed[name]['Metadata']['FLOPs'] == flops
+    model = build_model(load_config(path)).eval()
+    images = torch.zeros(1, 3, *DETECTION_FLOPS_SIZE)
+    dense = count_macs(FeaturesAndRPN(model), (images, ))['total']
+    heads = [count_macs(head, (rois, ))['total']
+             for head, rois in roi_head_inputs(model.roi_head)]
+    assert len(heads) == (6 if name.startswith('cascade') else 2)
+    assert min(heads) > 0 and flops > dense > 0
+    assert flops == dense + sum(heads)
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from mmpartial.utils.torch_compat import register_load_state_dict_pre_hook
 from ..layers import ConvBN, PartialAttnBlock, PartialBlock
 from ..layers.builders import build_norm
 from .dpconv_cfg import parse_dpconv_cfg
+from .layer_depth import layer_depth
 from .state_dict_check import refuse_misfit
 
 
@@ -289,6 +290,10 @@ class PartialNet(BaseModule):
                     '(or -4 to -1)')
             parsed.append(index % self.num_stages)
         return tuple(parsed)
+
+    def get_layer_depth(self, param_name, prefix=''):
+        """``(depth, num_layers)`` for lr decay; see :func:`layer_depth`."""
+        return layer_depth(param_name, self.arch_settings['depths'], prefix)
 
     def check_input(self, x):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
