@@ -1,19 +1,8 @@
-"""Write the learned split ratio of every DPConv layer of a checkpoint.
-
-Usage::
+"""Write the learned split ratio of every DPConv layer of a checkpoint as
+``DIR/dpconv_ratios.json`` and a bar plot ``DIR/dpconv_ratios.png`` (the
+paper's Figure 7); see :func:`mmpartial.apis.dpconv_report.dpconv_report`.
 
     python tools/dpconv_report.py CONFIG CHECKPOINT --out DIR
-
-builds the model of CONFIG (an mmpretrain or mmdet config), loads
-CHECKPOINT and writes
-
-- ``DIR/dpconv_ratios.json``: ``layers`` (per DPConv layer: ``name``,
-  ``channels``, ``conv_channels``, ``ratio``, ``num_groups``,
-  ``zero_gates``, ``ordered``, ``kind``, ``macs``) and ``totals``;
-- ``DIR/dpconv_ratios.png``: the ratio of every layer as a bar plot (as the
-  paper's Figure 7), coloured by stage, with PartialNet's fixed 1/4.
-
-The logic is :func:`mmpartial.apis.dpconv_report.dpconv_report`.
 """
 import argparse
 import os.path as osp

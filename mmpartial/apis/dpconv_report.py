@@ -17,12 +17,8 @@ PNG_NAME = 'dpconv_ratios.png'
 
 def check_gates(model, state, checkpoint):
     """Raise ValueError unless ``state`` holds the gates of every DPConv of
-    ``model``.
-
-    A checkpoint without them (one trained without DPConv, which a DPConv
-    model loads at its initial split) would report the initial ratios as if
-    they had been learned.
-    """
+    ``model``: a checkpoint trained without DPConv loads at the initial
+    split, whose ratios would read as learned."""
     missing = [f'{name}.gate' for name, _ in named_dpconvs(model)
                if f'{name}.gate' not in state]
     if missing:
@@ -33,25 +29,13 @@ def check_gates(model, state, checkpoint):
 
 
 def dpconv_report(config, checkpoint, out_dir, cfg_options=None):
-    """Write ``out_dir/dpconv_ratios.json`` and ``.png``; return the summary.
-
-    Args:
-        config (str): The config the model was trained with (mmpretrain or
-            mmdet).
-        checkpoint (str): A train-form checkpoint of it (the gates are
-            needed).
-        out_dir (str): Folder for the two files (created).
-        cfg_options (dict, optional): Config overrides.
-
-    Returns:
-        dict: :func:`~mmpartial.models.utils.dpconv_summary.dpconv_summary`
-        of the loaded model, plus ``config`` and ``checkpoint``.
-
-    Raises:
-        FileNotFoundError: The config or the checkpoint does not exist.
-        ValueError: The model has no DPConv layers, or the checkpoint no
-            gates for them.
-    """
+    """Write ``out_dir/dpconv_ratios.json`` and ``.png`` for the model of
+    ``config`` (mmpretrain or mmdet) and a train-form ``checkpoint`` (the
+    gates are needed); return the
+    :func:`~mmpartial.models.utils.dpconv_summary.dpconv_summary` written,
+    with ``config`` and ``checkpoint``. Raises FileNotFoundError for a
+    missing file, ValueError for a model without DPConv or a checkpoint
+    without its gates."""
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file {config!r} does not exist')
     if not osp.isfile(checkpoint):

@@ -1,4 +1,6 @@
 """Training DPConv layers inside any mmengine model."""
+from os.path import commonprefix
+
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -17,14 +19,10 @@ def _short_names(names):
     parts = [name.split('.') for name in names]
     if len(parts) < 2:
         return list(names)
-    shortest = min(len(p) for p in parts)
-    head = 0
-    while head < shortest - 1 and len({p[head] for p in parts}) == 1:
-        head += 1
-    tail = 0
-    while tail < shortest - head - 1 and len({p[-1 - tail]
-                                              for p in parts}) == 1:
-        tail += 1
+    shortest = min(map(len, parts))  # every name keeps a part
+    head = min(len(commonprefix(parts)), shortest - 1)
+    tail = min(len(commonprefix([p[::-1] for p in parts])),
+               shortest - head - 1)
     return ['.'.join(p[head:len(p) - tail]) for p in parts]
 
 
@@ -32,55 +30,16 @@ def _short_names(names):
 class DPConvHook(Hook):
     """Train the DPConv layers of a model: regulariser, warm-up, logs.
 
-    One mechanism for every model (classifier, detector, ...): in
-    ``before_train`` the hook finds every DPConv of the (unwrapped) model
-    and registers a forward hook on the model. Whenever the model is called
-    with ``mode='loss'`` and returns a dict of losses, the complexity term
-    is applied to that dict (see
-    :class:`~mmpartial.models.losses.DPConvLoss`), in the form the
-    backbone's ``loss_form`` says:
-
-    - ``'multiplicative'`` (default, the reference's): every task loss
-      (every key containing ``'loss'`` that is not a DPConv regulariser; a
-      tensor or a list of tensors, as mmdet's per-level losses) is
-      multiplied by ``(T / R)**alpha``, ``alpha = -|alpha|`` when
-      ``R > T``, ``+|alpha|`` when ``R < theta * T``, else 0. The logged
-      task losses are the scaled ones; the factor itself is logged as
-      ``dpconv_loss_factor``.
-    - ``'additive'``: ``loss_dpconv_complexity = complexity_weight *
-      (relu(log(R / T)) + relu(log(theta * T / R)))`` is added.
-
-    Both add ``loss_dpconv_ordering = ordering_weight * sum_l
-    ordering_loss_l``. ``R`` sums the cost of every learned split: for a PAT
-    layer whose split a DPConv learns, the multiply-adds of both its
-    branches at the input size of that forward, so the budget ``T`` (the
-    same count at the split ``1 / budget**2``) is a number of MACs; for a
-    DPConv that replaces a token mixer (``auto_div``), the paper's
-    ``nnz(U)`` against ``C**2 / budget**2``. mmengine's ``parse_losses``
-    adds every key containing ``loss`` to the total and logs each one.
-
-    The settings come from the backbone's ``dpconv_cfg`` (the checked
-    ``PartialNet(dpconv=dict(...))``), so a config only needs
-    ``model.backbone.dpconv=dict(...)`` and
-    ``custom_hooks=[dict(type='mmpartial.DPConvHook')]``.
-
-    Warm-up: for epochs ``< warmup_epochs`` the gates are frozen
-    (``gates_frozen=True``: the split stays at its start), after that
-    they learn. Iteration-based loops count epochs as passes over the
-    training dataloader.
-
-    Logs: ``dpconv_mean_ratio`` (mean of the layer ratios),
-    ``dpconv_budget_usage`` (``R / T``) and, in the multiplicative form,
-    ``dpconv_loss_factor`` go to the message hub every iteration, so they
-    appear in every log line; every ``interval`` iterations the ratio of
-    every layer is logged as text.
-
-    Weight decay: the paper's split (``mode='split'``) configs give the
-    gates none, with the optimiser's
-    ``paramwise_cfg=dict(custom_keys={'dpconv.gate': dict(decay_mult=0.)})``
-    (``'.gate'`` alone would also match PAT_ch's gate modules); decay never
-    flips a gate but pulls it towards the flip point. The reference
-    (``auto_div``) decays them like every other parameter.
+    The hook finds every DPConv of the model and applies the
+    :class:`~mmpartial.models.losses.DPConvLoss` terms to every loss dict
+    the model's forward returns for ``mode='loss'`` (any model: classifier,
+    detector, ...), with the options of the backbone's ``dpconv_cfg`` (in
+    the multiplicative form the task losses are logged scaled). The
+    gates are frozen for epochs ``< warmup_epochs`` (iteration-based loops
+    count passes over the dataloader). Logged every iteration:
+    ``dpconv_mean_ratio``, ``dpconv_budget_usage`` (``R / T``) and, when
+    multiplicative, ``dpconv_loss_factor``; every ``interval``, each
+    layer's ratio.
 
     Args:
         interval (int): Iterations between per-layer ratio logs. Defaults

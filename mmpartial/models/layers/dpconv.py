@@ -1,70 +1,26 @@
 """DPConv: a convolution whose partial-channel split ratio is learned.
 
-Gates and mask
-    ``K = ceil(log2(C))`` gates ``g`` are binarised by a straight-through
-    estimator (:class:`BinarizeSTE`) into ``s`` in {0, 1}. Gate ``k`` gives
-    the 2x2 factor ``U_k = s_k * ones(2, 2) + (1 - s_k) * eye(2)`` and the
-    paper's mask is ``U = U_1 (x) U_2 (x) ... (x) U_K`` (Kronecker products,
-    ``U_1`` outermost). A zero gate halves: ``s_1 = 0`` makes ``U`` block
-    diagonal with two blocks. With the ordered sequence ``0...0 1...1`` (z
-    zeros) ``U = eye(2**z) (x) ones(C / 2**z)``: ``2**z`` equal dense blocks
-    of consecutive channels, i.e. a group convolution.
+``K = ceil(log2(C))`` gates ``g`` are binarised (:class:`BinarizeSTE`)
+into ``s`` in {0, 1}. The paper's mask ``U`` is the Kronecker product of
+``s_k * ones(2, 2) + (1 - s_k) * eye(2)``: for ordered gates ``0...0 1...1``
+(``z`` zeros), ``eye(2**z) (x) ones(C / 2**z)``. For ``C = 2**a * m``, ``m``
+odd, the product of the last ``K - a`` factors is cropped to ``m x m``, so
+any width divisible by 4 reaches the 1/4 split exactly. The first
+``min_zeros`` gates may be fixed at 0, those after ``max_zeros`` at 1.
 
-    Some gates may be fixed (``min_zeros``, ``max_zeros``): the first
-    ``min_zeros`` gates are always 0 and the gates after ``max_zeros`` always
-    1, so the number of zero gates stays in ``[min_zeros, max_zeros]``. Only
-    the others are parameters (``gate``, :attr:`num_gates` of them). A PAT
-    layer uses this to keep at least half of its channels for its attention
-    branch and, for self-attention, a width its heads divide.
+The layer convolves channel 0's block of ``U`` and passes the others
+through, as it deploys (a partial convolution)::
 
-Training form = deploy form (a partial convolution)
-    The paper trains with ``weight * U`` (a group convolution over all
-    channels) but deploys a partial convolution over the first
-    ``C / 2**z`` channels with the other channels passed through. The two
-    differ, so an exact ``switch_to_deploy`` needs one of them to change.
-    By default (``train_form='partial'``) the training forward is the
-    partial convolution itself, which keeps the paper's meaning (the learned
-    ratio is the share of channels the deployed layer convolves)::
+    r = U[0],  M = diag(r) @ U,  y = conv(x, weight * M) + (1 - r) * x
 
-        M = diag(r) @ U,  r = diag(M) = U[0]    (channel 0's block)
-        y = conv(x, weight * M) + (1 - r) * x
-
-    ``r`` marks the convolved channels; the others are copied unchanged.
-    ``M`` is built as the Kronecker product of ``[[1, s_k], [s_k, s_k]]``
-    (equal to ``diag(r) @ U`` for binary ``s``), so every entry is linear in
-    each ``s_k`` and the straight-through gradient of a gate is exactly the
-    first-order change of the loss when that gate flips. ``U`` itself is
-    still what :meth:`complexity` counts (the paper's ``nnz(U)``, whose
-    budget ``C**2 / b**2`` reads "``b**2`` groups").
-
-    ``train_form='group'`` is the reference code's behaviour, for
-    reproducing it: in training mode the forward is the group convolution
-    ``conv(x, weight * U)``; in eval mode and after deploy it is the partial
-    convolution above, so the two modes compute different functions.
-
-    For gates out of order (a 1 before a 0) channel 0's block is a strided
-    set of channels, not a prefix; the layer still works and still deploys
-    exactly (by index), and :meth:`ordering_loss` pushes towards order.
-
-Inside a PAT layer
-    A PAT layer (PAT_ch, PAT_sf) built with a DPConv uses it to set its
-    channel split (:mod:`~mmpartial.models.layers.pat_dpconv`): the layer
-    reads :meth:`conv_indicator` and :meth:`conv_part`, and deploys the
-    DPConv itself (see :meth:`attach`).
-
-Widths that are not a power of two
-    Write ``C = 2**a * m`` with ``m`` odd. The first ``a`` gates are exact
-    halvings as above; the last ``K - a = ceil(log2(m))`` gates build a
-    ``2**(K - a)`` mask that is cropped to its top-left ``m x m``::
-
-        U = U_1 (x) ... (x) U_a (x) crop_m(U_{a+1} (x) ... (x) U_K)
-
-    For ordered gates with ``z`` zeros the convolved channels are
-    ``C / 2**z`` when ``z <= a`` (e.g. 48 = 16 * 3: 48, 24, 12, 6, 3) and
-    ``min(2**(K - z), m)`` beyond (3, then 2, then 1 for 48). So every width
-    divisible by 4, as all PartialNet widths are, reaches the standard 1/4
-    split exactly, and a power of two gives the paper's layer unchanged. In
-    every case the convolved channels are channel 0's block, ``sum(r)``.
+``M`` is built from the factors ``[[1, s_k], [s_k, s_k]]``, linear in each
+``s_k``, so a gate's straight-through gradient is the first-order change of
+the loss when it flips. :meth:`complexity` counts ``nnz(U)``, as in the paper.
+``train_form='group'`` (the reference code's) trains ``conv(x, weight *
+U)`` instead; eval and deploy stay partial. Gates out of order deploy
+exactly by index; :meth:`ordering_loss` pushes towards order. In a PAT
+layer (:mod:`~mmpartial.models.layers.pat_dpconv`) the DPConv only sets
+the split (:meth:`attach`).
 """
 import math
 from functools import reduce
@@ -75,19 +31,13 @@ import torch.nn.functional as F
 
 from mmpartial.utils.torch_compat import register_load_state_dict_pre_hook
 
-
 TRAIN_FORMS = ('partial', 'group')
 
 
 class BinarizeSTE(torch.autograd.Function):
-    """``s = (sign(g) + 1) / 2`` with a straight-through gradient.
-
-    ``sign(0)`` counts as ``+1``: ``s = 1`` where ``g >= 0``, so ``s`` is
-    never 0.5 and an exactly-zero gate keeps its channels (a full
-    convolution is the safe default). Backward passes the incoming gradient
-    unchanged where ``|g| < 1`` and zero where ``|g| >= 1``, so a gate driven
-    far past zero stops moving.
-    """
+    """``s = (sign(g) + 1) / 2`` with a straight-through gradient where
+    ``|g| < 1`` (a gate driven far past zero stops moving). ``sign(0)`` is
+    ``+1``: a zero gate keeps its channels, the safe default."""
 
     @staticmethod
     def forward(ctx, gate):
@@ -105,58 +55,72 @@ def binarize_gate(gate):
     return BinarizeSTE.apply(gate)
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f'{name} must be an int >= {minimum}, got '
+def check_number(what, value, valid, ok, kind=(int, float)):
+    """Raise TypeError unless ``value`` is a ``kind`` (bools are not), and
+    ValueError unless ``ok(value)``; both say ``'{what} must be {valid}'``.
+    """
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError(f'{what} must be {valid}, got '
                         f'{type(value).__name__} {value!r}')
-    if value < minimum:
-        raise ValueError(f'{name} must be an int >= {minimum}, got {value}')
+    if not ok(value):
+        raise ValueError(f'{what} must be {valid}, got {value!r}')
+
+
+def split_zeros(ratio):
+    """``z`` for a number ``ratio == 2**-z`` (``z >= 0``), else None."""
+    if not 0 < ratio <= 1:
+        return None
+    zeros = round(-math.log2(ratio))
+    return zeros if 2.**-zeros == ratio else None
+
+
+def checkpoint_width(state_dict, key, k, limit):
+    """``n`` of an ``n x n x k x k`` kernel ``state_dict[key]``, ``0 < n <=
+    limit``; else None (``load_state_dict`` reports what does not fit)."""
+    weight = state_dict.get(key)
+    if weight is None or weight.dim() != 4 or weight.shape[2:] != (k, k) \
+            or weight.shape[0] != weight.shape[1] \
+            or not 0 < weight.shape[0] <= limit:
+        return None
+    return weight.shape[0]
+
+
+def fit_index_buffer(module, name, incoming, size, device):
+    """Make index buffer ``name`` None, or empty with ``size`` entries, as
+    the ``incoming`` one of a checkpoint is."""
+    if incoming is None:
+        module.register_buffer(name, None)
+    elif incoming.shape == (size, ):
+        module.register_buffer(name, torch.empty(
+            size, dtype=incoming.dtype, device=device))
 
 
 class DPConv(nn.Module):
-    """Dynamic partial convolution: a kxk convolution over the first
-    ``conv_channels`` channels, with that number learned by binary gates.
+    """Dynamic partial convolution: a kxk convolution (stride 1, same
+    padding, no bias) over ``conv_channels`` channels, that number learned
+    by binary gates (see the module docstring).
 
-    See the module docstring for the mask, the training form and widths that
-    are not a power of two. ``padding = kernel_size // 2``, stride 1, no
-    bias: the output has the input's shape.
-
-    Warm-up: while ``gates_frozen`` is True, the forward, :meth:`complexity`
-    and :meth:`ordering_loss` see the gates with a zero gradient, so the
-    split stays where it is (e.g. ``init_split``); a hook sets it per epoch.
-    The gate stays in the autograd graph (gradient zeros, not None), so DDP
-    without ``find_unused_parameters`` is not upset. The parameter is named
-    ``gate``; as mmengine's ``custom_keys`` match substrings, pick a key
-    that does not also catch PATChannel's gate modules, e.g.
-    ``'dpconv.gate'`` for the DPConv of a PAT layer.
+    Frozen gates (a warm-up) get a zero gradient, not None, for DDP without
+    ``find_unused_parameters``. mmengine's ``custom_keys`` match substrings:
+    ``'dpconv.gate'`` names the gates, ``'.gate'`` also PATChannel's.
 
     Args:
         channels (int): Input and output channels, >= 2.
         kernel_size (int): Positive odd kernel size. Defaults to 3.
-        init_gate (float): Initial magnitude ``|g|`` of every gate, in
-            (0, 1) so that the estimator passes gradients. Zero gates start
-            at ``-init_gate``, the others at ``+init_gate``. Defaults to 1e-8.
-        init_split (float | str, optional): Initial ratio ``2**-z``: the
-            first ``z`` gates start at 0, the rest at 1 (ordered). ``1.``
-            starts as a full convolution; ``0.25`` as PartialNet's fixed
-            partial convolution over ``channels // 4`` channels (exactly, for
-            widths divisible by 4). ``z`` must be in ``[min_zeros,
-            max_zeros]``. ``'random'``: every free gate gets a random sign
-            (the reference code's start). Defaults to None: ``0.25``, or the
-            nearest ratio the fixed gates allow.
-        min_zeros (int): The first ``min_zeros`` gates are fixed at 0 (no
-            parameter): the ratio is at most ``2**-min_zeros``. Defaults to 0.
-        max_zeros (int, optional): The gates after the first ``max_zeros``
-            are fixed at 1. Defaults to None (``K``: none fixed).
-        train_form (str): ``'partial'`` (the training forward is the
-            deployed partial convolution) or ``'group'`` (the reference's:
-            ``weight * U`` in training mode). Defaults to ``'partial'``.
-        gates_frozen (bool): Start with frozen gates (warm-up). Defaults to
-            False.
-        deploy (bool): Build the deploy form (see :meth:`switch_to_deploy`).
-            Its width is the learned one, known only to a checkpoint: the
-            layer gets its partial convolution while a deploy checkpoint is
-            loaded, and cannot run before. Defaults to False.
+        init_gate (float): Initial ``|g|``, in (0, 1) so that the estimator
+            passes gradients. Defaults to 1e-8.
+        init_split (float | str, optional): Initial ratio ``2**-z`` (the
+            first ``z`` gates 0), ``z`` in ``[min_zeros, max_zeros]``, or
+            ``'random'`` signs (the reference code's start). Defaults to
+            None: 1/4, or the nearest allowed ratio.
+        min_zeros (int): Gates fixed at 0 first. Defaults to 0.
+        max_zeros (int, optional): Gates after it fixed at 1. Defaults to
+            None (``K``: none).
+        train_form (str): ``'partial'`` or ``'group'``. Defaults to
+            ``'partial'``.
+        gates_frozen (bool): Start with frozen gates. Defaults to False.
+        deploy (bool): Build the deploy form, which gets its width from the
+            deploy checkpoint it loads. Defaults to False.
     """
 
     _arg_names = ('channels', 'kernel_size', 'init_gate', 'init_split',
@@ -172,45 +136,35 @@ class DPConv(nn.Module):
             raise TypeError(f'DPConv got unexpected keyword argument(s) '
                             f'{sorted(kwargs)}; valid arguments are '
                             f'{", ".join(self._arg_names)}')
-        _check_int('channels', channels, 2)
-        _check_int('kernel_size', kernel_size, 1)
-        if kernel_size % 2 == 0:
-            raise ValueError(f'kernel_size must be a positive odd int (1, 3, '
-                             f'5, ...), got {kernel_size}')
-        if isinstance(init_gate, bool) or not isinstance(init_gate,
-                                                         (int, float)):
-            raise TypeError(f'init_gate must be a float in (0, 1), got '
-                            f'{type(init_gate).__name__} {init_gate!r}')
-        if not 0 < init_gate < 1:
-            raise ValueError(f'init_gate must be in (0, 1) (the estimator '
-                             f'passes no gradient from |g| >= 1), got '
-                             f'{init_gate}')
+        check_number('channels', channels, 'an int >= 2', lambda v: v >= 2,
+                     int)
+        check_number('kernel_size', kernel_size, 'an odd int >= 1 (1, 3, 5,'
+                     ' ...)', lambda v: v >= 1 and v % 2, int)
+        check_number('init_gate', init_gate, 'a number in (0, 1) (the '
+                     'estimator passes no gradient from |g| >= 1)',
+                     lambda v: 0 < v < 1)
         if not isinstance(gates_frozen, bool):
             raise TypeError(f'gates_frozen must be a bool, got '
                             f'{gates_frozen!r}')
         if train_form not in TRAIN_FORMS:
             raise ValueError(f'train_form must be one of {TRAIN_FORMS}, got '
                              f'{train_form!r}')
-
         self.channels = channels
         self.kernel_size = kernel_size
         self.padding = kernel_size // 2
         self.train_form = train_form
-        # K = ceil(log2(C)); a = how many halvings divide C exactly; m = the
-        # odd rest of C, covered by the last K - a gates' cropped mask.
+        # K = ceil(log2(C)); a = the exact halvings of C; m = its odd rest.
         self.total_gates = (channels - 1).bit_length()
         self.exact_gates = (channels & -channels).bit_length() - 1
         self.odd_factor = channels >> self.exact_gates
-        _check_int('min_zeros', min_zeros, 0)
-        if max_zeros is None:
-            max_zeros = self.total_gates
-        _check_int('max_zeros', max_zeros, min_zeros)
-        if max_zeros > self.total_gates:
-            raise ValueError(f'max_zeros must be at most the '
-                             f'{self.total_gates} gates of DPConv({channels})'
-                             f', got {max_zeros}')
-        self.min_zeros = min_zeros
-        self.max_zeros = max_zeros
+        check_number('min_zeros', min_zeros, 'an int >= 0', lambda v: v >= 0,
+                     int)
+        total = self.total_gates
+        max_zeros = total if max_zeros is None else max_zeros
+        check_number('max_zeros', max_zeros, f'an int in [{min_zeros}, '
+                     f'{total}] (at most the gates of DPConv({channels}))',
+                     lambda v: min_zeros <= v <= total, int)
+        self.min_zeros, self.max_zeros = min_zeros, max_zeros
         self.num_gates = max_zeros - min_zeros
         zeros = self._parse_init_split(init_split)
 
@@ -229,230 +183,159 @@ class DPConv(nn.Module):
         register_load_state_dict_pre_hook(self, _resize_deployed)
         if deploy:
             self.switch_to_deploy()
-            # The width comes with the checkpoint (see _resize_deployed).
-            del self.conv
+            del self.conv  # sized by the checkpoint (_resize_deployed)
             self.conv = None
 
     def _parse_init_split(self, init_split):
-        """Return the number of zero gates for ``init_split`` (or
-        ``'random'``)."""
+        """The zero gates ``init_split`` starts with, or ``'random'``."""
         low, high = self.min_zeros, self.max_zeros
         if init_split is None:
             return min(max(2, low), high)
         if isinstance(init_split, str) and init_split == 'random':
             return 'random'
-        msg = (f'init_split must be 2**-z for an integer z in [{low}, '
-               f'{high}] (1/{2**low}, ..., 1/{2**high}) or \'random\' for '
-               f'DPConv({self.channels}, min_zeros={low}, max_zeros={high}),'
-               f' got {init_split!r}')
-        if isinstance(init_split, bool) or not isinstance(init_split,
-                                                          (int, float)):
-            raise TypeError(msg)
-        if not 0 < init_split <= 1:
-            raise ValueError(msg)
-        zeros = round(-math.log2(init_split))
-        if not low <= zeros <= high or 2.**-zeros != init_split:
-            raise ValueError(msg)
-        return zeros
+        check_number(
+            'init_split', init_split, f"2**-z for an integer z in [{low}, "
+            f"{high}] (1/{2**low}, ..., 1/{2**high}) or 'random' for "
+            f'DPConv({self.channels}, min_zeros={low}, max_zeros={high})',
+            lambda v: split_zeros(v) in range(low, high + 1))
+        return split_zeros(init_split)
 
     def attach(self):
-        """Mark this DPConv as the split of a PAT layer.
-
-        The layer then owns the deployed convolution: at deploy time it
-        takes the convolved block of :attr:`weight` itself and calls
-        :meth:`deploy_split`; this layer's own :meth:`switch_to_deploy`
-        does nothing (a backbone calls it on every submodule, children
-        first, when the gates are still needed). After deploy it keeps only
-        ``split_stats`` (what :meth:`split` reports) and runs no forward.
-        """
+        """Make this DPConv the split of a PAT layer, which deploys it: its
+        own :meth:`switch_to_deploy` (called children first by a backbone,
+        while the layer needs the gates) then does nothing."""
         self.attached = True
 
     def _live_gate(self):
         if self.deploy:
             raise RuntimeError('DPConv has no gates after switch_to_deploy()')
         if self.gates_frozen:
-            # Zero gradient rather than none, see the class docstring.
-            return self.gate.detach() + self.gate * 0.
+            return self.gate.detach() + self.gate * 0.  # a zero gradient
         return self.gate
 
     def gate_bits(self):
-        """``s`` of all ``K`` gates: the fixed zeros, the binarised free
-        gates, the fixed ones (differentiable through the estimator)."""
+        """``s`` of all ``K`` gates, the fixed ones included."""
         s = binarize_gate(self._live_gate())
         return torch.cat((s.new_zeros(self.min_zeros), s,
                           s.new_ones(self.total_gates - self.max_zeros)))
 
-    def _kron_factors(self, s, corner):
-        """Kronecker product of ``s_k * ones(2, 2) + (1 - s_k) * corner``,
-        the inner ``K - a`` factors cropped to ``m x m``.
-
-        Returns:
-            tuple[Tensor, Tensor]: The ``2**a`` outer product and the
-            ``m x m`` inner one; the mask is their Kronecker product.
-        """
-        factors = s[:, None, None] + (1 - s)[:, None, None] * corner
-        one = s.new_ones(1, 1)
+    def _kron(self, factors):
+        """Kronecker products of per-gate vectors or matrices: the exact
+        gates' and the others' cropped to ``m`` (the product of the two)."""
+        one = factors.new_ones((1, ) * (factors.dim() - 1))
         outer = reduce(torch.kron, factors[:self.exact_gates], one)
         inner = reduce(torch.kron, factors[self.exact_gates:], one)
-        return outer, inner[:self.odd_factor, :self.odd_factor]
+        return outer, inner[(slice(self.odd_factor), ) * inner.dim()]
+
+    def _matrix(self, s, corner):
+        """:meth:`_kron` of ``s_k * ones + (1 - s_k) * diag(1, corner)``:
+        ``U`` for ``corner=1``, ``M`` for 0."""
+        s3 = s[:, None, None]
+        corner = torch.tensor([[1., 0.], [0., corner]]).to(s)
+        return self._kron(s3 + (1 - s3) * corner)
 
     def mask(self):
-        """The paper's ``C x C`` mask ``U`` (0/1, differentiable through the
-        estimator)."""
-        s = self.gate_bits()
-        return torch.kron(*self._kron_factors(s, torch.eye(2).to(s)))
+        """The paper's ``C x C`` mask ``U``."""
+        return torch.kron(*self._matrix(self.gate_bits(), 1.))
 
     def conv_mask(self):
-        """The ``C x C`` mask ``M = diag(r) @ U`` the forward applies to the
-        weight; its diagonal ``r`` marks the convolved channels."""
-        s = self.gate_bits()
-        corner = torch.tensor([[1., 0.], [0., 0.]]).to(s)
-        return torch.kron(*self._kron_factors(s, corner))
+        """``M = diag(r) @ U``, the mask of the forward's weight."""
+        return torch.kron(*self._matrix(self.gate_bits(), 0.))
 
     def conv_indicator(self):
-        """``r``: 1 on the convolved channels, 0 elsewhere, as a ``(C, )``
-        tensor (the diagonal of :meth:`conv_mask`, differentiable through
-        the estimator). The Kronecker product of ``[1, s_k]`` vectors, the
-        inner part cropped to ``m``."""
+        """``r``, 1 on the convolved channels: the diagonal of ``M``."""
         s = self.gate_bits()
-        factors = torch.stack((torch.ones_like(s), s), dim=1)
-        one = s.new_ones(1)
-        outer = reduce(torch.kron, factors[:self.exact_gates], one)
-        inner = reduce(torch.kron, factors[self.exact_gates:], one)
-        return torch.kron(outer, inner[:self.odd_factor])
+        return torch.kron(*self._kron(torch.stack((torch.ones_like(s), s),
+                                                  dim=1)))
 
-    def conv_part(self, x):
-        """``conv(x, weight * M)``: the convolution of the convolved
-        channels, zero on the others (training form, no pass-through)."""
-        weight = self.weight * self.conv_mask()[:, :, None, None].to(
-            self.weight)
+    def conv_part(self, x, mask=None):
+        """``conv(x, weight * mask)``; :meth:`conv_mask` by default."""
+        mask = self.conv_mask() if mask is None else mask
+        weight = self.weight * mask[:, :, None, None].to(self.weight)
         return F.conv2d(x, weight, padding=self.padding)
 
     def forward(self, x):
-        if self.deploy:
-            return self._forward_deploy(x)
-        if self.training and self.train_form == 'group':
-            weight = self.weight * self.mask()[:, :, None, None].to(
-                self.weight)
-            return F.conv2d(x, weight, padding=self.padding)
-        passed = (1 - self.conv_indicator()).to(x.dtype)[:, None, None]
-        return self.conv_part(x) + x * passed
-
-    def _forward_deploy(self, x):
+        if not self.deploy:
+            if self.training and self.train_form == 'group':
+                return self.conv_part(x, self.mask())
+            passed = (1 - self.conv_indicator()).to(x.dtype)[:, None, None]
+            return self.conv_part(x) + x * passed
         if self.conv is None:
             raise RuntimeError(
                 'this DPConv was built with deploy=True and has no width yet'
                 if not self.attached else
                 'this DPConv sets the split of a PAT layer, which runs the '
                 'deployed convolution; it has no forward of its own')
-        n = self.conv.weight.shape[0]
         if self.conv_index is None:
+            n = self.conv.weight.shape[0]
             x1, x2 = torch.split(x, [n, self.channels - n], 1)
             return torch.cat((self.conv(x1), x2), 1)
         index = self.conv_index
         return x.index_copy(1, index, self.conv(x.index_select(1, index)))
 
     def complexity(self):
-        """``nnz(U)`` as a scalar tensor, differentiable through the
-        estimator: ``2**(a + sum(s_1..s_a)) * nnz(inner)``.
-
-        For ``C = 2**K`` this is the paper's ``2**(K + sum(s))``; in general
-        it is the number of nonzeros of the cropped mask (``C**2 / 2**z`` for
-        ordered gates with ``z <= a`` zeros). After deploy: a constant.
-        """
+        """``nnz(U) = 2**(a + sum(s_1..s_a)) * nnz(inner)`` (the paper's
+        ``2**(K + sum(s))`` for ``C = 2**K``); a constant after deploy."""
         if self.deploy:
             return self.split_stats[3].float()
         s = self.gate_bits()
-        _, inner = self._kron_factors(s, torch.eye(2).to(s))
+        _, inner = self._matrix(s, 1.)
         return torch.exp2(self.exact_gates + s[:self.exact_gates].sum()) * \
             inner.sum()
 
     def budget_complexity(self, budget):
-        """The paper's budget share of this layer, ``C**2 / budget**2``
-        (in the units of :meth:`complexity`)."""
+        """The paper's budget share, ``C**2 / budget**2``."""
         return self.channels**2 / budget**2
 
     def ordering_loss(self):
-        """Penalty for gates that do not read ``0...0 1...1``.
-
-        The first offending gate is the first one with ``s = 0`` that comes
-        after a gate with ``s = 1``. The loss is the sum of ``|g|`` over that
-        gate and every gate after it, and 0 (with a graph) when the gates
-        are ordered or after deploy. E.g. ``g = [0.3, -0.2, 0.1, -0.4]``
-        (``s = [1, 0, 1, 0]``) gives ``0.2 + 0.1 + 0.4``. Fixed gates never
-        offend (zeros first, ones last).
-        """
+        """The sum of ``|g|`` from the first gate with ``s = 0`` after one
+        with ``s = 1`` on (e.g. ``[0.3, -0.2, 0.1, -0.4]`` gives ``0.2 +
+        0.1 + 0.4``); 0 for ordered gates and after deploy."""
         if self.deploy:
             return self.split_stats.new_zeros((), dtype=torch.float32)
         gate = self._live_gate()
         ones = gate.detach() >= 0
         offending = ~ones & (ones.cumsum(0) > 0)
-        from_first = offending.cumsum(0) > 0
-        return (gate.abs() * from_first).sum()
+        return (gate.abs() * (offending.cumsum(0) > 0)).sum()
 
     @torch.no_grad()
     def split_index(self):
-        """The convolved channels and the others, in increasing order.
-
-        Returns:
-            tuple[Tensor, Tensor]: Two int64 index tensors; the first is
-            ``arange(conv_channels)`` for ordered gates.
-        """
+        """The convolved channels and the others (int64, increasing)."""
         r = self.conv_indicator() > .5
         return r.nonzero().flatten(), (~r).nonzero().flatten()
 
     @torch.no_grad()
     def split(self):
-        """The current split, from the binarised gates.
-
-        Returns:
-            dict: ``channels``; ``conv_channels`` (convolved, the rest pass
-            through or go to the attention); ``ratio`` (``conv_channels /
-            channels``); ``num_groups`` (blocks of ``U``: the groups of the
-            paper's training form); ``zero_gates`` (fixed ones included);
-            ``ordered`` (gates read ``0...0 1...1``).
-        """
+        """The current split: a dict of ``channels``, ``conv_channels``,
+        ``ratio``, ``num_groups`` (blocks of ``U``), ``zero_gates`` (fixed
+        ones included) and ``ordered`` (gates read ``0...0 1...1``)."""
         if self.deploy:
             num_groups, zero_gates, ordered, _, n = self.split_stats.tolist()
-            return dict(channels=self.channels, conv_channels=n,
-                        ratio=n / self.channels, num_groups=num_groups,
-                        zero_gates=zero_gates, ordered=bool(ordered))
-        mask = self.mask()
-        conv_channels = int(self.conv_indicator().sum().item())
-        ones = self.gate >= 0
-        return dict(
-            channels=self.channels,
-            conv_channels=conv_channels,
-            ratio=conv_channels / self.channels,
-            # U relates channels of the same block; summing 1 / block size
-            # over all channels counts the blocks.
-            num_groups=round((1 / mask.sum(1)).sum().item()),
-            zero_gates=int((self.gate_bits() < .5).sum().item()),
-            ordered=bool((ones[1:] >= ones[:-1]).all().item()))
+        else:
+            n = int(self.conv_indicator().sum().item())
+            # Summing 1 / block size over all channels counts the blocks.
+            num_groups = round((1 / self.mask().sum(1)).sum().item())
+            zero_gates = int((self.gate_bits() < .5).sum().item())
+            ones = self.gate >= 0
+            ordered = (ones[1:] >= ones[:-1]).all().item()
+        return dict(channels=self.channels, conv_channels=n,
+                    ratio=n / self.channels, num_groups=num_groups,
+                    zero_gates=zero_gates, ordered=bool(ordered))
 
     @torch.no_grad()
     def switch_to_deploy(self):
-        """Replace the masked convolution by a plain ``nn.Conv2d`` over the
-        ``conv_channels`` convolved channels (the first ones, for ordered
-        gates; the others are passed through) and delete the gates and the
-        full weight. The output equals the eval-mode output before.
-
-        The deploy state dict holds ``conv.weight``, ``conv_index`` (only
-        for gates out of order) and ``split_stats`` (the number of groups,
-        zero gates, ordered, ``nnz(U)``, convolved channels: what
-        :meth:`split` and :meth:`complexity` report without the gates).
-
-        A DPConv that sets a PAT layer's split (:meth:`attach`) is deployed
-        by that layer; here it is left as it is.
-        """
+        """Convolve the convolved channels with an ``nn.Conv2d``, pass the
+        others through (eval outputs unchanged). The state dict then holds
+        ``conv.weight``, ``conv_index`` (gates out of order only) and
+        ``split_stats`` (groups, zero gates, ordered, ``nnz(U)``, convolved
+        channels). Nothing to do once :meth:`attach`-ed."""
         if self.deploy or self.attached:
             return
         index, _ = self.split_index()
         n = index.numel()
         self.conv = nn.Conv2d(n, n, self.kernel_size, padding=self.padding,
                               bias=False).to(self.weight)
-        # Within channel 0's block M is all ones, so this is the plain
-        # weight block.
+        # M is all ones within channel 0's block.
         self.conv.weight.copy_(self.weight[index][:, index])
         prefix = bool((index == torch.arange(n, device=index.device)).all())
         self.register_buffer('conv_index', None if prefix else index)
@@ -460,10 +343,7 @@ class DPConv(nn.Module):
 
     @torch.no_grad()
     def deploy_split(self):
-        """Record the split in ``split_stats``, delete the gates and the
-        full weight; the layer is then in deploy form. Called by
-        :meth:`switch_to_deploy`, or by the PAT layer this DPConv is
-        attached to once it has taken the weights it needs."""
+        """Keep only ``split_stats`` of the gates and the full weight."""
         if self.deploy:
             return
         split = self.split()
@@ -490,26 +370,17 @@ class DPConv(nn.Module):
 
 
 def _resize_deployed(layer, state_dict, prefix, *args):
-    """Give a deployed DPConv the width and index of an incoming checkpoint.
-
-    A model built with ``deploy=True`` cannot know the learned width of its
-    partial convolutions; the checkpoint's ``conv.weight`` tells it (and
-    ``conv_index`` whether the channels are a prefix). Shapes that do not
-    fit a DPConv of this many channels are left for ``load_state_dict`` to
-    report. Nothing to do for a DPConv attached to a PAT layer.
-    """
+    """Size a deploy-form DPConv as the checkpoint it loads."""
     if not layer.deploy or layer.attached:
         return
-    weight = state_dict.get(prefix + 'conv.weight')
     k = layer.kernel_size
-    if weight is None or weight.dim() != 4 or weight.shape[2:] != (k, k) or \
-            weight.shape[0] != weight.shape[1] or \
-            not 0 < weight.shape[0] <= layer.channels:
+    n = checkpoint_width(state_dict, prefix + 'conv.weight', k,
+                         layer.channels)
+    if n is None:
         return
-    n = weight.shape[0]
+    device = layer.split_stats.device
     old = layer.conv.weight if layer.conv is not None else None
     if old is None or old.shape[0] != n:
-        device = layer.split_stats.device
         dtype = old.dtype if old is not None else torch.get_default_dtype()
         layer.conv = nn.Conv2d(n, n, k, padding=layer.padding,
                                bias=False).to(device, dtype)
@@ -517,9 +388,5 @@ def _resize_deployed(layer, state_dict, prefix, *args):
             # A deployed backbone keeps its spatial kernels channels_last.
             layer.conv.weight.data = layer.conv.weight.data.contiguous(
                 memory_format=torch.channels_last)
-    index = state_dict.get(prefix + 'conv_index')
-    if index is None:
-        layer.conv_index = None
-    elif index.dim() == 1 and index.numel() == n:
-        layer.register_buffer('conv_index', torch.empty(
-            n, dtype=index.dtype, device=layer.split_stats.device))
+    fit_index_buffer(layer, 'conv_index',
+                     state_dict.get(prefix + 'conv_index'), n, device)

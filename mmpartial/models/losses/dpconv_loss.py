@@ -1,14 +1,6 @@
-"""The DPConv regularisers: a complexity budget and the gate ordering.
+"""The DPConv regularisers: a complexity budget and the gate ordering."""
+from itertools import chain
 
-Two forms of the complexity term (``R`` the cost of the learned splits,
-``T`` the budget; see :class:`DPConvLoss`):
-
-- ``'multiplicative'`` (default, the reference's): every task loss is
-  multiplied by ``(T / R)**alpha``, ``alpha = -|alpha|`` when ``R > T``,
-  ``+|alpha|`` when ``R < theta * T`` and 0 in between;
-- ``'additive'``: a separate loss ``complexity_weight * (relu(log(R / T))
-  + relu(log(theta * T / R)))``.
-"""
 import torch
 import torch.nn.functional as F
 
@@ -25,14 +17,9 @@ def is_task_loss(key):
 
 
 def scale_task_losses(losses, factor):
-    """Multiply every task loss of ``losses`` by ``factor``, in place.
-
-    A value may be a tensor or a list/tuple of tensors (mmdet's per-level
-    losses); other entries (accuracies, the regularisers) are left alone.
-
-    Returns:
-        list[str]: The keys that were scaled.
-    """
+    """Multiply every task loss of ``losses`` (a tensor, or a list/tuple of
+    tensors as mmdet's per-level losses) by ``factor``, in place; return
+    the keys scaled."""
     scaled = []
     for key, value in losses.items():
         if not is_task_loss(key):
@@ -52,50 +39,27 @@ class DPConvLoss:
     """The complexity and ordering terms of a set of learned splits.
 
     ``R = sum_l complexity_l`` and ``T = sum_l budget_complexity_l``: for a
-    PAT layer whose split a DPConv learns, its multiply-adds (both branches,
-    :meth:`PartialSplitLayer.complexity`) and the same count at the split
-    ``1 / budget**2`` (PartialNet's 1/4 for the default budget 2), so the
-    budget is a number of MACs; for a bare DPConv (the ``auto_div``
-    network), the paper's ``nnz(U)`` and ``C**2 / budget**2``. Both are
-    differentiable through the straight-through estimator.
+    PAT layer whose split a DPConv learns, the multiply-adds of both
+    branches and the same count at the split ``1 / budget**2``; for a bare
+    DPConv (``auto_div``), ``nnz(U)`` and ``C**2 / budget**2``.
 
-    Multiplicative form (default; the reference training)::
-
-        factor = (T / R)**alpha,   alpha = -|alpha|  if R > T
-                                           +|alpha|  if R < theta * T
-                                           0         otherwise
-
-    :meth:`factor` is what every task loss is multiplied by
-    (:meth:`scale_losses`); :meth:`__call__` gives only the ordering term.
-    Inside ``[theta * T, T]`` the factor is 1 with a zero gradient; above
-    ``T`` its gradient pushes ``R`` down by ``|alpha| * L / R`` per unit of
-    ``R`` (``L`` the task loss), below ``theta * T`` up.
-
-    Additive form::
-
-        loss_dpconv_complexity = complexity_weight * (
-            relu(log(R / T)) + relu(log(theta * T / R)))
-
-    (the second part only when ``theta > 0``): the logarithm of the factor
-    as a separate term, with the same zones and directions, a push of
-    ``complexity_weight / R`` that does not scale with the task loss, and
-    task losses that are logged unscaled.
-
-    Ordering (both forms)::
-
-        loss_dpconv_ordering = ordering_weight * sum_l ordering_loss_l
+    Multiplicative form (the reference's): :meth:`scale_losses` multiplies
+    every task loss by :meth:`factor` ``(T / R)**alpha``, ``alpha =
+    -|alpha|`` if ``R > T``, ``+|alpha|`` if ``R < theta * T``, else 0.
+    Additive form: its logarithm as a separate term,
+    ``loss_dpconv_complexity = complexity_weight * (relu(log(R / T)) +
+    relu(log(theta * T / R)))`` (the second part only if ``theta > 0``).
+    Both add ``loss_dpconv_ordering = ordering_weight * sum_l
+    ordering_loss_l``.
 
     Args:
-        layers (Sequence): The learned splits: objects with
-            ``complexity()``, ``budget_complexity(budget)`` and
-            ``ordering_loss()`` (PAT layers with a DPConv, or DPConvs).
+        layers (Sequence): Objects with ``complexity()``,
+            ``budget_complexity(budget)`` and ``ordering_loss()``.
         budget (float): ``b``, > 1. Defaults to 2.
-        theta (float): Lower bound ``theta * T``, in [0, 1); 0 turns it off.
-            Defaults to 0 (as every reference config).
-        alpha (float): ``|alpha|`` of the multiplicative form. Defaults to
-            0.01.
-        complexity_weight (float): Weight of the additive form. Defaults to
-            0.01.
+        theta (float): In [0, 1); 0 (the reference's) turns the lower bound
+            off. Defaults to 0.
+        alpha (float): ``|alpha|``. Defaults to 0.01.
+        complexity_weight (float): Of the additive form. Defaults to 0.01.
         ordering_weight (float): Defaults to 1.
         form (str): ``'multiplicative'`` or ``'additive'``. Defaults to
             ``'multiplicative'``.
@@ -110,9 +74,7 @@ class DPConvLoss:
         if form not in LOSS_FORMS:
             raise ValueError(f'DPConvLoss form must be one of {LOSS_FORMS}, '
                              f'got {form!r}')
-        self.budget = budget
-        self.theta = theta
-        self.alpha = alpha
+        self.budget, self.theta, self.alpha = budget, theta, alpha
         self.complexity_weight = complexity_weight
         self.ordering_weight = ordering_weight
         self.form = form
@@ -124,29 +86,27 @@ class DPConvLoss:
                          for layer in self.layers))
 
     def _device(self):
-        for layer in self.layers:
-            for tensor in list(layer.parameters()) + list(layer.buffers()):
-                return tensor.device
-        return torch.device('cpu')
+        tensors = (t for layer in self.layers
+                   for t in chain(layer.parameters(), layer.buffers()))
+        return next(tensors, torch.empty(0)).device
+
+    def _sum(self, term):
+        device = self._device()
+        # Float32 also inside a mixed-precision forward: R reaches ~1e9
+        # MACs, beyond float16.
+        with torch.autocast(device.type, enabled=False):
+            return torch.stack([getattr(layer, term)().float().to(device)
+                                for layer in self.layers]).sum()
 
     def complexity(self):
         """``R``: the sum of the layers' costs, a float32 scalar."""
-        device = self._device()
-        with torch.autocast(device.type, enabled=False):
-            return torch.stack([
-                layer.complexity().float().to(device)
-                for layer in self.layers
-            ]).sum()
+        return self._sum('complexity')
 
     def factor(self):
         """``(T / R)**alpha`` of the multiplicative form, a float32 scalar
         in the autograd graph of the gates."""
-        device = self._device()
-        # R reaches ~1e9 MACs, beyond float16: float32 also inside a
-        # mixed-precision forward.
-        with torch.autocast(device.type, enabled=False):
-            r = self.complexity()
-            t = self.target
+        with torch.autocast(self._device().type, enabled=False):
+            r, t = self.complexity(), self.target
             alpha = torch.where(
                 r > t, -self.alpha,
                 torch.where(r < self.theta * t, self.alpha,
@@ -156,36 +116,23 @@ class DPConvLoss:
 
     def scale_losses(self, losses):
         """Multiply every task loss of ``losses`` (in place) by
-        :meth:`factor`; returns the factor. See :func:`scale_task_losses`.
-        """
+        :meth:`factor`; return the factor."""
         factor = self.factor()
         scale_task_losses(losses, factor)
         return factor
 
     def ordering(self):
         """``ordering_weight * sum_l ordering_loss_l``."""
-        device = self._device()
-        with torch.autocast(device.type, enabled=False):
-            total = torch.stack([
-                layer.ordering_loss().float().to(device)
-                for layer in self.layers
-            ]).sum()
-        return self.ordering_weight * total
+        return self.ordering_weight * self._sum('ordering_loss')
 
     def __call__(self):
-        """The regulariser terms to add to a loss dict.
-
-        Returns:
-            dict[str, Tensor]: ``loss_dpconv_ordering``, and in the additive
-            form ``loss_dpconv_complexity``; scalars in the autograd graph
-            of the gates.
-        """
+        """The terms to add to a loss dict: ``loss_dpconv_ordering`` and,
+        in the additive form, ``loss_dpconv_complexity`` (scalars in the
+        autograd graph of the gates)."""
         terms = dict(loss_dpconv_ordering=self.ordering())
         if self.form == 'additive':
-            device = self._device()
-            with torch.autocast(device.type, enabled=False):
-                r = self.complexity()
-                t = self.target
+            with torch.autocast(self._device().type, enabled=False):
+                r, t = self.complexity(), self.target
                 over = F.relu(torch.log(r / t))
                 if self.theta > 0:
                     over = over + F.relu(torch.log(self.theta * t / r))
