@@ -30,7 +30,7 @@ def read_requirements(name):
 # so `pip install -e .` (or `mim install -e .`) there installs only what is
 # missing and moves none of torch, mmcv, mmdet or mmpretrain. The pinned
 # stack of a fresh machine is tools/ensure_venv.sh's.
-EXTRAS = ('det', 'cls', 'seg', 'export', 'analysis', 'tests')
+EXTRAS = ('det', 'cls', 'seg', 'export', 'openvino', 'analysis', 'tests')
 extras_require = {name: read_requirements(name) for name in EXTRAS}
 extras_require['mim'] = read_requirements('mminstall')
 extras_require['all'] = sorted(

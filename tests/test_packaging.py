@@ -51,7 +51,7 @@ def test_the_backbone_needs_only_the_base_requirements():
     assert {'torch', 'mmengine', 'numpy'} <= base
     # What only some users need stays in extras.
     for heavy in ('mmcv', 'mmdet', 'mmpretrain', 'mmsegmentation', 'onnx',
-                  'onnxruntime', 'matplotlib'):
+                  'onnxruntime', 'openvino', 'matplotlib'):
         assert heavy not in base, heavy
 
 

@@ -14,29 +14,33 @@ Examples::
     python tools/benchmark.py configs/mask-rcnn_partialnet-t0_coco.py \
         --batch 2 --repeats 5 --warmup 1
 
-    # A segmentor: its backbone alone and the whole UperNet, 512x512
-    python tools/benchmark.py configs/upernet_partialnet-t0_ade20k.py \
-        --batch 1 --threads 2
-
     # Training speed: train steps of T0, eager and compiled, peak memory
     python tools/benchmark.py --arch t0 --train-step --no-inference \
         --compile --batch 32 --threads 2
 
+    # PyTorch against ONNX runtimes, train and deploy form
+    python tools/benchmark.py --arch t0 --backend eager compiled \
+        onnxruntime openvino --threads 1 --batch-threads 2
+
+    # A GPU: bf16 and fp16, channels_last, checked against the CPU first
+    python tools/benchmark.py --arch t0 --device cuda --dtype bf16 fp16 \
+        --channels-last --compile --batch 256
+
 Every model is timed in eval mode under ``torch.no_grad`` on random
 normalised images, in train form (as built) and deploy form (after
-``switch_to_deploy()``), for every ``--dtype`` and, with ``--compile``,
-eagerly and compiled, side by side: ``--warmup`` untimed and ``--repeats``
-timed rounds, each one pass of every setting in turn. Each setting gets its
-median and interquartile range, its speed-up over the train form in eager
-mode (the median of the per-round ratios) and its GFLOP/s against the
-machine's float32 peak, a ceiling: the best rate of the models' own matrix
-multiplies and convolutions, replayed alone, and of square products.
-``--train-step`` times training steps (images/s, peak memory). The
-Markdown tables go to stdout, progress to stderr, everything to ``--json``.
-The logic lives in :mod:`mmpartial.apis.benchmark`.
+``switch_to_deploy()``), for every ``--dtype`` and ``--backend``, side by
+side: ``--warmup`` untimed and ``--repeats`` timed rounds, each one pass
+of every setting in turn. Each setting gets its median and interquartile
+range and its speed-up over the train form in eager mode (the median of
+the per-round ratios). On a GPU every form is first checked against the
+CPU (forward and backward, float32). ``--train-step`` times training steps
+(images/s, peak memory). The Markdown tables go to stdout, progress to
+stderr, everything to ``--json``. The logic lives in
+:mod:`mmpartial.apis.benchmark`.
 
 Exit status: 0 when every measurement ran, 1 on a bad input (with a
-one-line message) or when a measurement failed (its row says why).
+one-line message), when a measurement failed (its row says why) or when
+the GPU and the CPU disagree.
 """
 import argparse
 import sys
@@ -44,7 +48,8 @@ import sys
 from mmengine.config import DictAction
 
 from mmpartial.apis import ConfigError, ModelBuildError
-from mmpartial.apis.benchmark import (DTYPES, FORMS, BenchmarkError,
+from mmpartial.apis.benchmark import (BACKENDS, DTYPES, FORMS,
+                                      BenchmarkError,
                                       BenchmarkOptions, failed_rows,
                                       markdown_report, options_problem,
                                       run_benchmark, write_json)
@@ -57,8 +62,7 @@ default = BenchmarkOptions.default
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Benchmark a PartialNet classifier or detector: '
-        'params, MACs, latency, throughput against the float32 peak, '
-        'training steps',
+        'params, MACs, latency, throughput, training steps',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     what = parser.add_argument_group('what to measure (one of)')
     what.add_argument('config', nargs='?',
@@ -79,6 +83,11 @@ def parse_args(argv=None):
                         default=default('form'),
                         help='train: as built; deploy: after '
                         'switch_to_deploy()')
+    parser.add_argument('--backend', nargs='+', choices=BACKENDS,
+                        default=default('backend'),
+                        help='how each form runs: PyTorch eager or '
+                        'compiled, or exported to ONNX and run by '
+                        'onnxruntime or OpenVINO (all timed side by side)')
     parser.add_argument('--img-size', nargs='+', type=int,
                         metavar='H [W]',
                         help='input size; default 224 for classification, '
@@ -99,7 +108,7 @@ def parse_args(argv=None):
     parser.add_argument('--channels-last', action='store_true',
                         help='model and inputs in channels_last memory format')
     parser.add_argument('--compile', action='store_true',
-                        help='also measure with torch.compile (both shown)')
+                        help='short for --backend ... compiled')
     parser.add_argument('--compile-options', nargs='+', action=DictAction,
                         help="torch.compile's options (Inductor settings), "
                         'key=value, e.g. freezing=True')
@@ -109,12 +118,6 @@ def parse_args(argv=None):
     parser.add_argument('--no-inference', dest='inference',
                         action='store_false',
                         help='skip the inference timing (with --train-step)')
-    parser.add_argument('--peak-size', type=int, default=None,
-                        help='largest square torch.mm side of the peak '
-                        'measurement (default 2048 on CPU, 8192 on CUDA)')
-    parser.add_argument('--peak-seconds', type=float,
-                        default=default('peak_seconds'),
-                        help='seconds spent per peak probe, at least')
     parser.add_argument('--json', metavar='OUT',
                         help='write every number and setting here')
     parser.add_argument('--quiet', action='store_true',

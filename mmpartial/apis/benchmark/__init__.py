@@ -1,46 +1,35 @@
-"""Measure a PartialNet model: parameters, MACs, latency and throughput,
-against the machine's float32 peak, and training steps
-(``tools/benchmark.py``).
+"""Measure a PartialNet model (``tools/benchmark.py``): parameters, MACs,
+latency, throughput and training steps, on the CPU or a GPU, in PyTorch
+(eager and compiled) and in ONNX runtimes.
 
-- :mod:`.options`: the settings of a run and their checks;
-- :mod:`.targets`: the models to time (a classifier from ``--arch`` or a
-  config, a detector and its backbone), built through
-  :mod:`mmpartial.apis.model`; :mod:`.forms`: their deploy form;
-- :mod:`.counting`: parameters and multiply-adds (mmengine.analysis);
-- :mod:`.devices`: the device and dtypes, probed; :mod:`.timing`: timing
-  loops and summaries; :mod:`.peak`: the float32 peak, a ceiling measured
-  on the models' own matrix multiplies;
+- :mod:`.options`: the settings of a run, their checks, the errors;
+- :mod:`.targets`: the models to time (a classifier, a detector or
+  segmentor and its backbone) and how to feed them; :mod:`.build`: building
+  them from ``--arch`` or a config, and their deploy form;
+- :mod:`.device`: the device, the dtypes and the machine's description;
+- :mod:`.timing`: side-by-side timing and its summaries;
+- :mod:`.runtimes`: onnxruntime and OpenVINO as backends;
+- :mod:`.agreement`: a GPU's forward and backward against the CPU's;
 - :mod:`.train_step`: training steps and their peak memory;
-- :mod:`.run`: a whole run; :mod:`.results`: its rows;
-  :mod:`.progress`: its progress lines;
-- :mod:`.machine` and :mod:`.report`: the machine's description and the
-  Markdown report.
+- :mod:`.run`: a whole run; :mod:`.report`: its Markdown.
 
-Nothing here imports mmpretrain or mmdet at import time: they are imported
-when a model is built, so bad command lines fail fast.
+Nothing here imports mmpretrain, mmdet or mmcv at import time (a config's
+model imports its codebase when built), so ``--arch`` runs with torch and
+mmengine alone.
 """
-from .counting import MAC_COUNTING, MATMUL_LIKE_OPS, count_macs, count_params
-from .devices import DTYPES, check_dtype, resolve_device
-from .errors import BenchmarkError, UnsupportedError
-from .forms import deploy_copy
-from .machine import machine_info
-from .options import FORMS, BenchmarkOptions, options_problem
-from .peak import measure_peak, nominal_peak, record_gemms
+from .device import DTYPES, check_dtype, machine_info, resolve_device
+from .options import (BACKENDS, FORMS, BenchmarkError, BenchmarkOptions,
+                      UnsupportedError, options_problem)
 from .report import markdown_report
 from .run import failed_rows, run_benchmark, write_json
-from .targets import (BenchmarkTarget, arch_classifier_config,
-                      build_benchmark_model, build_targets)
+from .build import ArchClassifier, build_targets, deploy_copy
 from .timing import (images_per_second, paired_speedup, summarize,
                      time_side_by_side)
-from .train_step import make_train_step, peak_memory
 
 __all__ = [
-    'BenchmarkError', 'BenchmarkOptions', 'BenchmarkTarget', 'DTYPES',
-    'FORMS', 'MAC_COUNTING', 'MATMUL_LIKE_OPS', 'UnsupportedError',
-    'arch_classifier_config', 'build_benchmark_model', 'build_targets',
-    'check_dtype', 'count_macs', 'count_params', 'deploy_copy', 'failed_rows',
-    'images_per_second', 'machine_info', 'make_train_step',
-    'markdown_report', 'measure_peak', 'nominal_peak', 'options_problem',
-    'paired_speedup', 'peak_memory', 'record_gemms', 'resolve_device',
+    'ArchClassifier', 'BACKENDS', 'BenchmarkError', 'BenchmarkOptions',
+    'DTYPES', 'FORMS', 'UnsupportedError', 'build_targets', 'check_dtype',
+    'deploy_copy', 'failed_rows', 'images_per_second', 'machine_info',
+    'markdown_report', 'options_problem', 'paired_speedup', 'resolve_device',
     'run_benchmark', 'summarize', 'time_side_by_side', 'write_json'
 ]

@@ -1,13 +1,25 @@
-"""The settings of a benchmark run, and their checks."""
+"""The settings of a benchmark run, their checks, and the benchmark's
+errors."""
 import dataclasses
 import os.path as osp
 from typing import List, Optional
 
 from mmpartial.models import PartialNet
-from .devices import DTYPES
 
 #: ``train``: the model as built; ``deploy``: after ``switch_to_deploy()``.
 FORMS = ('train', 'deploy')
+#: How a form runs: PyTorch eagerly or under ``torch.compile``, or exported
+#: to ONNX and run by a runtime (see :mod:`~.runtimes`).
+BACKENDS = ('eager', 'compiled', 'onnxruntime', 'openvino')
+DTYPE_NAMES = ('fp32', 'bf16', 'fp16')
+
+
+class BenchmarkError(ValueError):
+    """A bad input to the benchmark (config, arch, checkpoint, options)."""
+
+
+class UnsupportedError(BenchmarkError):
+    """A device, dtype or runtime this machine cannot run."""
 
 
 @dataclasses.dataclass
@@ -18,6 +30,7 @@ class BenchmarkOptions:
     Exactly one of ``config`` and ``arch`` names the model. ``threads`` and
     ``batch_threads`` default to torch's thread count (``batch_threads``
     to ``threads``); :func:`~.run.run_benchmark` fills them in.
+    ``compile=True`` is short for adding ``'compiled'`` to ``backend``.
     """
     config: Optional[str] = None
     arch: Optional[str] = None
@@ -26,6 +39,7 @@ class BenchmarkOptions:
     device: str = 'cpu'
     dtype: List[str] = dataclasses.field(default_factory=lambda: ['fp32'])
     form: List[str] = dataclasses.field(default_factory=lambda: list(FORMS))
+    backend: List[str] = dataclasses.field(default_factory=lambda: ['eager'])
     img_size: Optional[List[int]] = None
     batch: int = 32
     threads: Optional[int] = None
@@ -37,8 +51,6 @@ class BenchmarkOptions:
     compile_options: Optional[dict] = None
     inference: bool = True
     train_step: bool = False
-    peak_size: Optional[int] = None
-    peak_seconds: float = 0.05
     json: Optional[str] = None
     quiet: bool = False
 
@@ -59,11 +71,19 @@ def compile_options_unknown(compile_options):
     return sorted(key for key in compile_options if key not in known)
 
 
+def _unknown(values, known, what):
+    unknown = [value for value in values if value not in known]
+    if unknown:
+        return f'unknown {what} {unknown}; choose from {list(known)}'
+    return None
+
+
 def options_problem(options):
     """What is contradictory or impossible in ``options``, or None.
 
-    Checked before anything is built. Duplicated dtypes and forms (which
-    would only repeat rows) are dropped from ``options`` in place.
+    Checked before anything is built. ``compile`` is folded into
+    ``backend``, and duplicated dtypes, forms and backends (which would
+    only repeat rows) are dropped, in place.
     """
     if (options.config is None) == (options.arch is None):
         return 'give a config or --arch (exactly one of them)'
@@ -80,15 +100,20 @@ def options_problem(options):
         if min(options.img_size) < PartialNet.stride:
             return (f'--img-size {options.img_size}: each side must be at '
                     f'least {PartialNet.stride}, PartialNet\'s total stride')
-    for name in ('batch', 'repeats', 'threads', 'batch_threads',
-                 'peak_size'):
+    for name in ('batch', 'repeats', 'threads', 'batch_threads'):
         value = getattr(options, name)
         if value is not None and value < 1:
             return f'--{name.replace("_", "-")} must be >= 1, got {value}'
     if options.warmup < 0:
         return f'--warmup must be >= 0, got {options.warmup}'
-    if not options.peak_seconds > 0:
-        return f'--peak-seconds must be > 0, got {options.peak_seconds}'
+    problem = (_unknown(options.dtype, DTYPE_NAMES, 'dtype') or
+               _unknown(options.form, FORMS, 'form') or
+               _unknown(options.backend, BACKENDS, 'backend'))
+    if problem:
+        return problem
+    if options.compile:
+        options.backend = [*options.backend, 'compiled']
+    options.compile = 'compiled' in options.backend
     if options.compile_options:
         if not options.compile:
             return '--compile-options needs --compile'
@@ -98,12 +123,7 @@ def options_problem(options):
                     'those of torch._inductor.config, e.g. freezing, '
                     'max_autotune, cpp.threads')
     if not (options.inference or options.train_step):
-        return ('nothing to measure: --no-inference needs --train-step')
-    unknown = [name for name in options.dtype if name not in DTYPES]
-    unknown += [name for name in options.form if name not in FORMS]
-    if unknown:
-        return (f'unknown dtype or form {unknown}; dtypes: {list(DTYPES)}, '
-                f'forms: {list(FORMS)}')
-    options.dtype = list(dict.fromkeys(options.dtype))
-    options.form = list(dict.fromkeys(options.form))
+        return 'nothing to measure: --no-inference needs --train-step'
+    for name in ('dtype', 'form', 'backend'):
+        setattr(options, name, list(dict.fromkeys(getattr(options, name))))
     return None

@@ -1,5 +1,5 @@
-"""The Markdown report of a benchmark run: settings, notes, the table of
-results and the speed-ups."""
+"""The Markdown report of a benchmark run: settings, notes, the check
+against the CPU, the table of results and the speed-ups."""
 
 DASH = '–'
 
@@ -31,21 +31,16 @@ def _row(result):
     if result['status'] != 'ok':
         # The reason where the numbers would be, the rest dashes.
         return head + [f'{result["status"]}: {result["reason"]}'] + \
-            [DASH] * 7
+            [DASH] * 5
+    peak = result['throughput'].get('peak_memory_mib')
     return head + [
         _millions(result['params'], 1e6),
         _millions(result['macs'], 1e9),
-        _millions(result['macs_conv_linear_matmul'], 1e9),
         _spread(result['latency']['ms']),
         _spread(result['throughput']['images_per_s']),
         _fmt(result.get('gflops')),
-        _percent(result.get('peak_fraction_latency')),
-        _percent(result.get('peak_fraction')),
+        _fmt(peak),
     ]
-
-
-def _percent(fraction):
-    return DASH if fraction is None else f'{100 * fraction:.1f}%'
 
 
 def _table(rows, header):
@@ -81,7 +76,7 @@ def markdown_report(report):
         lines.append(
             f'- train step: forward, loss, backward and SGD step of the '
             f'train form in training mode, at batch {batch} on '
-            f'{settings["throughput_threads"]} thread(s), random '
+            f'{settings["batch_threads"]} thread(s), random '
             f'{height}x{width} images; eager and compiled side by side, '
             f'{settings["warmup"]} warm-up and {settings["repeats"]} timed '
             'rounds; bf16/fp16 as autocast (AMP) with float32 weights; '
@@ -91,11 +86,12 @@ def markdown_report(report):
             'set over the resident set before a step, process peak = CUDA '
             'allocated peak or CPU peak resident set')
     lines.append('')
+    if report.get('agreement'):
+        lines += [*_agreement_table(report['agreement']), '']
     if report['results']:
         header = ['model', 'form', 'dtype', 'mode', 'params (M)', 'GMACs',
-                  'GMACs conv/linear/matmul', 'latency b=1 (ms)',
-                  f'throughput b={batch} (img/s)', 'GFLOP/s',
-                  '% of peak b=1', f'% of peak b={batch}']
+                  'latency b=1 (ms)', f'throughput b={batch} (img/s)',
+                  'GFLOP/s', f'peak memory b={batch} (MiB)']
         lines += _table([_row(r) for r in report['results']], header)
     if report.get('speedups'):
         lines += ['', *_speedup_table(report['speedups'], batch)]
@@ -111,35 +107,24 @@ def _inference_notes(report):
     batch = settings['batch']
     lines = [
         f'- input: random {batch}x3x{height}x{width} batches, eval mode, no '
-        f'grad; latency at batch 1 on {settings["latency_threads"]} '
+        f'grad; latency at batch 1 on {settings["threads"]} '
         f'thread(s), throughput at batch {batch} on '
-        f'{settings["throughput_threads"]} thread(s); '
+        f'{settings["batch_threads"]} thread(s); '
         f'forms and modes timed side by side, {settings["warmup"]} warm-up '
         f'and {settings["repeats"]} timed rounds of one pass of each in '
         'turn; shown as median [25th, 75th percentile]'
         + ('; channels_last' if settings['channels_last'] else '')]
-    peaks = ', '.join(
-        f'{peak["gflops"]:.1f} GFLOP/s on {peak["threads"]} thread(s) '
-        f'({peak["best"]})' for peak in report['peak'])
+    runtimes = [b for b in settings['backend']
+                if b not in ('eager', 'compiled')]
+    if runtimes:
+        lines.append(
+            f'- {", ".join(runtimes)}: the form exported to ONNX (float32, '
+            'as tools/export_onnx.py writes it), checked against PyTorch, '
+            'on the same thread counts; numpy in and out, inside the timing')
     lines.append(
-        f'- float32 peak, a ceiling: the best rate of any of the models\' '
-        f'own matrix multiplies and convolutions (replayed alone, same '
-        f'shapes and operators) and of square torch.mm products, best of a '
-        f'run before and one after the models: {peaks}')
-    nominal = [n for n in report.get('nominal_peak') or [] if n]
-    if nominal:
-        lines.append('- for reference, the nominal FMA bound (' + ', '.join(
-            f'{n["gflops"]:.0f} GFLOP/s on {n["threads"]} thread(s)'
-            for n in nominal) + f'; {nominal[0]["formula"]}, with '
-            f'{nominal[0]["fma_units"]} FMA units assumed, '
-            f'{nominal[0]["lanes"]} lanes, {nominal[0]["mhz"]:.0f} MHz as '
-            '/proc/cpuinfo reports)')
-    lines.append(
-        '- GFLOP/s = 2 x conv/linear/matmul MACs x images/s at the '
-        'throughput setting; % of peak = that rate (at batch 1 and at the '
-        'throughput batch) over the peak on the same threads'
-        + ('; bf16/fp16 rows use the float32 peak too, so they can pass '
-           '100%' if set(settings['dtypes']) - {'fp32'} else ''))
+        '- GFLOP/s = 2 x MACs x images/s at the throughput setting, where '
+        'the MACs cover what is timed; peak memory: CUDA allocated peak of '
+        'one pass')
     lines.append(f'- MACs per image: {report["mac_counting"]}')
     for target in report['targets']:
         notes = [f'MACs count {target["mac_scope"]}']
@@ -148,7 +133,7 @@ def _inference_notes(report):
             with_options = f' with options {options}' if options else ''
             notes.append(f'torch.compile{with_options} compiles '
                          f'{target["compile_scope"]}')
-        if set(settings['dtypes']) - {'fp32'}:
+        if set(settings['dtype']) - {'fp32'}:
             notes.append('bf16/fp16 under torch.autocast, float32 weights'
                          if target['precision'] == 'autocast' else
                          'bf16/fp16: weights and inputs cast to that dtype')
@@ -183,6 +168,18 @@ def _train_step_table(rows):
             _spread(row['step_ms']), _fmt(memory.get('step_peak_mib')),
             _fmt(memory.get('rss_growth_mib')), _fmt(memory.get('peak_mib')),
             DASH if speedup is None else f'{speedup:.2f}x'])
+    return lines + _table(body, header)
+
+
+def _agreement_table(rows):
+    """Markdown lines: the device against the CPU."""
+    lines = ['On the device against the CPU (float32, no TF32; relative '
+             'difference = largest absolute difference over the largest '
+             'value):', '']
+    header = ['model', 'form', 'outputs', 'input grad', 'param grads', 'ok']
+    body = [[r['target'], r['form'], f'{r["outputs"]:.1e}',
+             f'{r["input_grad"]:.1e}', f'{r["param_grads"]:.1e}',
+             'yes' if r['ok'] else 'NO'] for r in rows]
     return lines + _table(body, header)
 
 

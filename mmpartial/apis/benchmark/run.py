@@ -1,30 +1,30 @@
-"""A whole benchmark run: build the targets, record the matrix multiplies
-they make, measure the peak, time every setting side by side (and, with
-``train_step``, training steps), measure the peak again, collect the
-report."""
+"""A whole benchmark run: build the targets, check them against the CPU
+where the device is a GPU, time every form and backend side by side (and,
+with ``train_step``, training steps), collect the report."""
 import dataclasses
 import json
 import os
 import os.path as osp
 import sys
+import tempfile
 import time
 import traceback
 
+import numpy as np
 import torch
 
-from .counting import MAC_COUNTING, count_macs, count_params
-from .devices import (DTYPES, check_dtype, release_memory, resolve_device,
-                      synchronize)
-from .forms import deploy_copy
-from .machine import machine_info
-from .peak import measure_peak, merge_peaks, nominal_peak, record_gemms
-from .progress import Progress
-from .results import (attach_peak_fractions, failure_reason, mode_name,
-                      not_run, phase_text, result_row, speedups,
-                      train_step_rows)
-from .targets import DEFAULT_IMG_SIZE, build_targets
-from .timing import time_side_by_side
-from .train_step import loss_module, make_train_step, peak_memory
+from ..counting import MAC_COUNTING, count_params
+from .agreement import check_against_cpu
+from .device import (DTYPES, check_dtype, machine_info, release_memory,
+                     resolve_device, synchronize)
+from .options import UnsupportedError
+from .build import build_targets, deploy_copy
+from .runtimes import (RUNTIMES, TOLERANCE, RuntimeSession, check_graph,
+                       export_graph, runtime_problem, runtime_runner)
+from .targets import DEFAULT_IMG_SIZE
+from .timing import (Progress, failure_reason, images_per_second, in_ms,
+                     paired_speedup, summarize, time_side_by_side)
+from .train_step import train_step_target
 
 
 def phases_of(options):
@@ -36,72 +36,87 @@ def phases_of(options):
     return phases
 
 
-def time_phase(target, models, settings, batch, threads, dtype, options,
-               device, img_size, tick):
+def _peak_mib(run, device):
+    """The allocated peak of one more pass of ``run`` on a GPU, MiB."""
+    if device.type != 'cuda':
+        return None
+    synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    run()
+    synchronize(device)
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def time_phase(target, models, graphs, settings, batch, threads, dtype,
+               options, device, img_size, tick):
     """Seconds per pass of every setting at one batch size, side by side.
 
-    Every setting first runs once on its own (compiling where asked); one
-    whose first pass fails gets an error and the others go on.
+    Every setting first runs once on its own (compiling, loading the
+    graph); one that fails gets an error and the others go on.
 
     Args:
         models (dict): ``{form: model}``, prepared for the device and dtype.
-        settings (list[tuple]): ``(form, compiled)`` pairs to time.
+        graphs (dict): ``{form: onnx file}`` for the runtimes.
+        settings (list[tuple]): ``(form, backend)`` pairs to time.
 
     Returns:
-        dict: ``{(form, compiled): {'first_s', 'samples'} or {'error'}}``.
+        dict: ``{(form, backend): {'first_s', 'samples', 'peak_mib'} or
+        {'error'}}``.
     """
     torch.set_num_threads(threads)
     inputs = target.make_inputs(batch, img_size, device, dtype,
                                 options.channels_last)
-    if any(compiled for _, compiled in settings):
+    if any(backend == 'compiled' for _, backend in settings):
         # Fresh compilation per phase: Inductor bakes the thread count into
         # CPU kernels, and the batch differs between phases.
         torch._dynamo.reset()
     out, runs = {}, {}
     for key in settings:
-        form, compiled = key
+        form, backend = key
         try:
-            run = target.runner(models[form], inputs, dtype,
-                                compiled=compiled,
-                                compile_options=options.compile_options)
+            if backend in RUNTIMES:
+                run = runtime_runner(
+                    RuntimeSession(backend, graphs[form], threads, device),
+                    inputs)
+            else:
+                run = target.runner(models[form], inputs, dtype,
+                                    compiled=backend == 'compiled',
+                                    compile_options=options.compile_options)
             start = time.perf_counter()
             run()  # compiles, allocates, picks kernels
             synchronize(device)
+            out[key] = dict(first_s=time.perf_counter() - start,
+                            peak_mib=_peak_mib(run, device))
+            runs[key] = run
+        except Exception as err:
+            if not isinstance(err, UnsupportedError):
+                traceback.print_exc(file=sys.stderr)
+            out[key] = dict(error=failure_reason(err))
+    if runs:
+        try:
+            samples = time_side_by_side(runs, options.repeats,
+                                        options.warmup, device, on_run=tick)
         except Exception as err:
             traceback.print_exc(file=sys.stderr)
-            out[key] = dict(error=failure_reason(err))
-            continue
-        out[key] = dict(first_s=time.perf_counter() - start)
-        runs[key] = run
-    if not runs:
-        return out
-    try:
-        samples = time_side_by_side(runs, options.repeats, options.warmup,
-                                    device, on_run=tick)
-    except Exception as err:
-        traceback.print_exc(file=sys.stderr)
-        return dict(out, **{key: dict(error=failure_reason(err))
-                            for key in runs})
-    for key, seconds in samples.items():
-        out[key]['samples'] = seconds
+            return dict(out, **{key: dict(error=failure_reason(err))
+                                for key in runs})
+        for key, seconds in samples.items():
+            out[key]['samples'] = seconds
     return out
 
 
 def describe_form(target, model, img_size):
     """Params and MACs of one form of a target (fp32, CPU, batch 1)."""
     info = dict(available=True, params=count_params(model))
-    inputs = target.make_inputs(1, img_size, 'cpu')
     try:
-        info['macs'] = count_macs(target.mac_module(model),
-                                  target.mac_inputs(inputs))
+        info['macs'] = target.count_macs(model, img_size)
     except Exception as err:  # tracing can fail on exotic models
-        info['macs'] = None
-        info['macs_error'] = f'{type(err).__name__}: {err}'
+        info.update(macs=None, macs_error=f'{type(err).__name__}: {err}')
     return info
 
 
 def prepare_target(target, options, img_size, progress):
-    """The forms of one target and its description (params and MACs).
+    """The forms of one target, and its description (params and MACs).
 
     Returns:
         tuple[dict, list[dict], dict]: The description, the rows of forms
@@ -117,7 +132,8 @@ def prepare_target(target, options, img_size, progress):
             else deploy_copy(target.model)
         if model is None:
             info['forms'][form] = dict(available=False, reason=reason)
-            rows.append(not_run(target, form, 'n/a', reason))
+            rows.append(dict(target=target.name, form=form, status='n/a',
+                             reason=reason))
             progress.note(f'{target.name} {form}: n/a ({reason})')
             continue
         info['forms'][form] = describe_form(target, model, img_size)
@@ -125,190 +141,202 @@ def prepare_target(target, options, img_size, progress):
     return info, rows, models
 
 
-def record_probes(target, models, options, device, img_size):
-    """The float32 matrix-multiply calls of every form at every timed batch
-    size (one eager forward each), by phase: what the peak measurement
-    replays (every phase's calls on every thread count, so that the peak
-    on a thread count is the machine's, not only that of one batch
-    size)."""
-    probes = {}
-    for phase, batch, _ in phases_of(options):
-        inputs = target.make_inputs(batch, img_size, device,
-                                    channels_last=options.channels_last)
-        for model in models.values():
-            typed = target.prepare(model, device, torch.float32,
-                                   options.channels_last)
-            probes.setdefault(phase, []).extend(
-                record_gemms(target.runner(typed, inputs)))
-            del typed
-    return probes
+def export_graphs(target, models, options, device, img_size, folder,
+                  progress):
+    """The ONNX graph of every form for the runtimes asked for, each
+    checked against PyTorch on the CPU.
+
+    Returns:
+        tuple[dict, dict]: ``{form: file}``, and ``{(form, backend):
+        reason}`` for what cannot run (not installed, not exportable, the
+        runtime's refusal, outputs that differ).
+    """
+    graphs, problems = {}, {}
+    wanted = [b for b in options.backend if b in RUNTIMES]
+    for backend in wanted:
+        problem = runtime_problem(backend, device) or \
+            target.runtime_problem
+        problems.update({(form, backend): problem for form in models
+                         if problem})
+    if all((form, b) in problems for form in models for b in wanted):
+        return graphs, problems
+    for form, model in models.items():
+        module = target.tensor_module(model)
+        images, = target.make_inputs(2, img_size, 'cpu')
+        try:
+            graphs[form], _ = export_graph(module, (images, ), folder,
+                                           f'{target.name}-{form}')
+        except Exception as err:
+            traceback.print_exc(file=sys.stderr)
+            problems.update({(form, b): f'export failed: '
+                             f'{failure_reason(err)}' for b in wanted})
+            continue
+        for backend in wanted:
+            if (form, backend) in problems:
+                continue
+            try:
+                diff = check_graph(RuntimeSession(backend, graphs[form], 1,
+                                                  torch.device('cpu')),
+                                   module, images)
+            except UnsupportedError as err:
+                problems[form, backend] = str(err)
+                continue
+            progress.note(f'{target.name} {form} in {backend}: relative '
+                          f'difference from PyTorch {diff:.1e}')
+            if not diff <= TOLERANCE:
+                problems[form, backend] = (
+                    f'{backend} differs from PyTorch by {diff:.1e} '
+                    f'(relative; at most {TOLERANCE:g} is timed)')
+    return graphs, problems
+
+
+def measurement(key, timings, options):
+    """The latency and throughput of one setting from its phases'
+    timings, or the error of the first phase that failed."""
+    latency = timings['latency'][key]
+    batch = timings.get('throughput', timings['latency'])[key]
+    for phase in (latency, batch):
+        if 'error' in phase:
+            return None, phase['error']
+    lat, bat = summarize(latency['samples']), summarize(batch['samples'])
+    first = {phase: timing[key]['first_s'] for phase, timing in
+             timings.items()}
+    return dict(
+        latency=dict(batch=1, threads=options.threads, ms=in_ms(lat),
+                     images_per_s=images_per_second(1, lat),
+                     samples_ms=[s * 1e3 for s in latency['samples']]),
+        throughput=dict(batch=options.batch, threads=options.batch_threads,
+                        batch_ms=in_ms(bat),
+                        images_per_s=images_per_second(options.batch, bat),
+                        samples_ms=[s * 1e3 for s in batch['samples']],
+                        peak_memory_mib=batch['peak_mib']),
+        first_pass_s=first), None
+
+
+def result_row(target, form, form_info, dtype_name, backend, timings,
+               options):
+    """One result row of a setting, or its error row. GFLOP/s is 2 x the
+    MACs x images/s, where the MACs cover everything that is timed."""
+    row = dict(target=target.name, form=form, dtype=dtype_name,
+               mode=backend, precision=target.precision)
+    result, error = measurement((form, backend), timings, options)
+    if error is not None:
+        return dict(row, status='error', reason=error)
+    macs = form_info['macs']
+    gflops = None
+    if macs is not None and target.macs_cover_model:
+        gflops = 2 * macs['total'] * \
+            result['throughput']['images_per_s']['median'] / 1e9
+    return dict(row, status='ok', params=form_info['params'],
+                macs=macs and macs['total'], **result, gflops=gflops)
 
 
 def benchmark_target(target, models, info, options, device, img_size,
-                     progress):
-    """Every form, dtype and mode of one target: its result rows.
+                     progress, folder):
+    """Every form, dtype and backend of one target: its result rows.
 
-    Per dtype, all forms and modes are timed side by side (one pass of each
-    in turn), so that their ratios do not depend on when each ran.
+    Per dtype, all forms and backends are timed side by side (one pass of
+    each in turn), so that their ratios do not depend on when each ran.
     """
     rows = []
-    modes = [False, True] if options.compile else [False]
-    settings = [(form, compiled) for form in models for compiled in modes]
-    labels = ', '.join(f'{form} {mode_name(compiled)}'
-                       for form, compiled in settings)
+    graphs, problems = export_graphs(target, models, options, device,
+                                     img_size, folder, progress)
     for dtype_name in options.dtype:
         dtype = DTYPES[dtype_name]
-        typed = {form: target.prepare(model, device, dtype,
-                                      options.channels_last)
-                 for form, model in models.items()}
-        timings = {}
-        for phase, batch, threads in phases_of(options):
-            progress.start(f'{target.name} {dtype_name}, {phase} at batch '
-                           f'{batch} on {threads} thread(s): {labels}')
-            with torch.no_grad():
-                timings[phase] = time_phase(
-                    target, typed, settings, batch, threads, dtype, options,
-                    device, img_size,
-                    lambda done, total, phase=phase: progress.tick(
-                        phase, done, total))
-            progress.finish(phase_text(timings[phase], batch))
-        for form, compiled in settings:
-            rows.append(result_row(target, form, info['forms'][form],
-                                   dtype_name, compiled, timings, options))
-        del typed
-        release_memory(device)
+        # One row per form and backend, in that order: n/a ones say why.
+        out = {key: dict(target=target.name, form=key[0], dtype=dtype_name,
+                         mode=key[1], status='n/a', reason=reason)
+               for key, reason in problems.items()}
+        out.update({(form, backend): dict(
+            target=target.name, form=form, dtype=dtype_name, mode=backend,
+            status='n/a', reason='the runtimes run the float32 graph')
+            for form in models for backend in options.backend
+            if backend in RUNTIMES and dtype_name != 'fp32'})
+        settings = [(form, backend) for form in models
+                    for backend in options.backend
+                    if (form, backend) not in out]
+        if settings:
+            typed = {form: target.prepare(model, device, dtype,
+                                          options.channels_last)
+                     for form, model in models.items()}
+            labels = ', '.join(f'{form} {backend}'
+                               for form, backend in settings)
+            timings = {}
+            for phase, batch, threads in phases_of(options):
+                progress.start(f'{target.name} {dtype_name}, {phase} at '
+                               f'batch {batch} on {threads} thread(s): '
+                               f'{labels}')
+                with torch.no_grad():
+                    timings[phase] = time_phase(
+                        target, typed, graphs, settings, batch, threads,
+                        dtype, options, device, img_size,
+                        lambda done, total, phase=phase: progress.tick(
+                            phase, done, total))
+                progress.finish(phase_text(timings[phase], batch))
+            out.update({(form, backend): result_row(
+                target, form, info['forms'][form], dtype_name, backend,
+                timings, options) for form, backend in settings})
+            del typed
+            release_memory(device)
+        rows += [out[form, backend] for form in models
+                 for backend in options.backend]
     return rows
 
 
-def train_step_target(target, options, device, img_size, progress):
-    """Training steps of the train form, eager and compiled side by side,
-    per dtype, at ``options.batch`` on ``options.batch_threads`` threads.
+def phase_text(timing, batch):
+    """One progress line: each setting's median, or its failure."""
+    parts = []
+    for (form, backend), result in timing.items():
+        if 'error' in result:
+            parts.append(f'{form} {backend} failed: {result["error"]}')
+            continue
+        seconds = float(np.median(result['samples']))
+        parts.append(f'{form} {backend} {seconds * 1e3:.2f} ms' if batch == 1
+                     else f'{form} {backend} {batch / seconds:.1f} img/s')
+    return '; '.join(parts)
 
-    Returns:
-        list[dict]: ``{target, dtype, mode, status, ...}``: per mode the
-        step times, images/s and peak memory (see
-        :mod:`~.train_step`), or why it did not run.
+
+def speedups(results):
+    """Every setting's speed-up over the train form in eager mode, and the
+    deploy form's over the train form on the same backend (what folding
+    buys under the compiler or in a runtime).
+
+    Per target and dtype: the median over rounds of the ratio of the two
+    settings' times in the same round (they were timed side by side).
     """
-    if target.train_loss is None:
-        _, _, reason = loss_module(target, None, None)
-        return [dict(target=target.name, dtype=None, mode=None,
-                     status='n/a', reason=reason)]
-    modes = [False, True] if options.compile else [False]
+    ok = [row for row in results if row['status'] == 'ok']
     out = []
-    for dtype_name in options.dtype:
-        dtype = DTYPES[dtype_name]
-        torch.set_num_threads(options.batch_threads)
-        torch._dynamo.reset()
-        model = target.prepare(target.model, device, torch.float32,
-                               options.channels_last).train()
-        images, = target.make_inputs(options.batch, img_size, device,
-                                     channels_last=options.channels_last)
-        module, inputs, _ = loss_module(target, model, images)
-        progress.start(f'{target.name} {dtype_name}, train step at batch '
-                       f'{options.batch} on {options.batch_threads} '
-                       'thread(s): ' + ', '.join(map(mode_name, modes)))
-        steps, first, errors = {}, {}, {}
-        for compiled in modes:
-            try:
-                step = make_train_step(module, inputs, dtype, compiled,
-                                       device, options.compile_options)
-                start = time.perf_counter()
-                step()  # compiles, allocates
-                synchronize(device)
-                first[compiled] = time.perf_counter() - start
-                steps[compiled] = step
-            except Exception as err:
-                traceback.print_exc(file=sys.stderr)
-                errors[compiled] = failure_reason(err)
-        samples = {}
-        if steps:
-            try:
-                samples = time_side_by_side(
-                    steps, options.repeats, options.warmup, device,
-                    on_run=lambda done, total: progress.tick(
-                        'train step', done, total))
-            except Exception as err:
-                traceback.print_exc(file=sys.stderr)
-                errors.update({k: failure_reason(err) for k in steps})
-                samples = {}
-        memory = {compiled: peak_memory(step, device)
-                  for compiled, step in steps.items() if compiled in samples}
-        rows = train_step_rows(target.name, dtype_name, modes, samples,
-                               first, memory, errors, options)
-        progress.finish('; '.join(
-            f'{row["mode"]} ' + (f'{row["images_per_s"]["median"]:.1f} '
-                                 'img/s' if row['status'] == 'ok' else
-                                 f'failed: {row["reason"]}')
-            for row in rows))
-        out.extend(rows)
-        del model, module, steps
-        release_memory(device)
+    for base in ok:
+        for row in ok:
+            if row is base or base['form'] != 'train' or (
+                    row['target'], row['dtype']) != (base['target'],
+                                                     base['dtype']):
+                continue
+            if base['mode'] == 'eager' or (row['form'] == 'deploy' and
+                                           row['mode'] == base['mode']):
+                out.append(dict(
+                    target=row['target'], dtype=row['dtype'],
+                    form=row['form'], mode=row['mode'],
+                    baseline=f'{base["form"]} {base["mode"]}',
+                    **{key: paired_speedup(base[key]['samples_ms'],
+                                           row[key]['samples_ms'])
+                       for key in ('latency', 'throughput')}))
     return out
 
 
-def measure_peaks(options, device, probes, progress, before=None):
-    """The float32 peak at every thread count the benchmark uses: the best
-    rate of the models' own matrix multiplies and of square products
-    (see :mod:`~.peak`).
-
-    Measured before and again after the models (pass the first result as
-    ``before``): the better of the two stands, so that a neighbour's load
-    during one of them does not lower the ceiling.
-    """
-    size = options.peak_size or (8192 if device.type == 'cuda' else 2048)
-    peaks = {}
-    count = sum(map(len, probes.values()))
-    for threads in dict.fromkeys([options.threads, options.batch_threads]):
-        progress.note(f'float32 peak on {threads} thread(s): {count} '
-                      f'matrix multiplies of the models and squares up to '
-                      f'{size} ...')
-        peak = measure_peak(device, threads, probes, size,
-                            min_seconds=options.peak_seconds)
-        progress.note(f'{peak["gflops"]:.1f} GFLOP/s ({peak["best"]})')
-        if before is not None:
-            peak = merge_peaks(before[threads], peak)
-        peaks[threads] = peak
-    return peaks
-
-
-def settings_of(options, kind, img_size, targets, device):
-    """The report's ``settings``: what was measured and how."""
-    source = (f'--arch {options.arch}' if options.arch else options.config) \
-        + ' (' + '; '.join(t.description for t in targets) + ')'
-    return dict(
-        source=source, config=options.config, arch=options.arch, kind=kind,
-        checkpoint=options.checkpoint,
-        cfg_options=dict(options.cfg_options) if options.cfg_options
-        else None,
-        device=str(device), dtypes=options.dtype, forms=options.form,
-        img_size=list(img_size), batch=options.batch,
-        latency_threads=options.threads,
-        throughput_threads=options.batch_threads,
-        interop_threads=torch.get_num_interop_threads(),
-        repeats=options.repeats, warmup=options.warmup,
-        channels_last=options.channels_last, compile=options.compile,
-        compile_options=dict(options.compile_options)
-        if options.compile_options else None,
-        inference=options.inference, train_step=options.train_step,
-        cudnn_benchmark=torch.backends.cudnn.benchmark
-        if device.type == 'cuda' else None,
-        timing='wall clock per pass (device synchronised), eval mode, '
-        'torch.no_grad, random inputs; data loading and preprocessing '
-        'not timed')
-
-
 def run_benchmark(options):
-    """The whole benchmark of :class:`~.options.BenchmarkOptions`.
+    """The whole benchmark of :class:`~.options.BenchmarkOptions` (checked
+    by :func:`~.options.options_problem`).
 
     Raises:
         BenchmarkError: A bad input (device, dtype, config, arch).
 
     Returns:
         dict: The report: ``settings``, ``machine``, ``mac_counting``,
-        ``peak``, ``targets``, ``results`` and ``speedups`` (see
-        :func:`~.report.markdown_report`).
+        ``agreement``, ``targets``, ``results``, ``speedups`` and
+        ``train_step`` (see :func:`~.report.markdown_report`).
     """
-    progress = Progress(0, enabled=not options.quiet)
+    progress = Progress(enabled=not options.quiet)
     # Device and dtypes first: a tiny probe, before seconds of building.
     device = resolve_device(options.device)
     for name in options.dtype:
@@ -318,55 +346,45 @@ def run_benchmark(options):
     options = dataclasses.replace(
         options, threads=threads,
         batch_threads=options.batch_threads or threads)
-    if device.type == 'cuda':
-        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the best
 
     progress.note('building the model ...')
     targets, kind = build_targets(arch=options.arch, config=options.config,
                                   cfg_options=options.cfg_options,
                                   checkpoint=options.checkpoint)
     img_size = tuple(options.img_size or DEFAULT_IMG_SIZE[kind])
-    if len(img_size) == 1:
-        img_size = img_size * 2
-    prepared, probes = [], {}
-    for target in targets:
-        info, rows, models = prepare_target(target, options, img_size,
-                                            progress)
-        prepared.append((target, info, rows, models))
-        if options.inference:
-            for phase, calls in record_probes(
-                    target, models, options, device, img_size).items():
-                probes.setdefault(phase, []).extend(calls)
-    peaks = measure_peaks(options, device, probes, progress) \
-        if options.inference else None
+    img_size = img_size * 2 if len(img_size) == 1 else img_size
+    prepared = [(target, *prepare_target(target, options, img_size,
+                                         progress)) for target in targets]
     progress.total = len(targets) * len(options.dtype) * (
         len(phases_of(options)) * options.inference + options.train_step)
-
-    report = dict(settings=settings_of(options, kind, img_size, targets,
-                                       device),
-                  machine=machine_info(device), mac_counting=MAC_COUNTING,
-                  peak=[], nominal_peak=None, targets=[], results=[],
-                  speedups=[], train_step=[])
-    report['machine']['torch_default_threads'] = default_threads
-    for target, info, rows, models in prepared:
-        report['targets'].append(info)
-        if options.inference:
-            rows = rows + benchmark_target(target, models, info, options,
-                                           device, img_size, progress)
-            report['results'].extend(rows)
-        if options.train_step:
-            report['train_step'].extend(train_step_target(
-                target, options, device, img_size, progress))
-    if options.inference:
-        peaks = measure_peaks(options, device, probes, progress,
-                              before=peaks)
-        report['peak'] = list(peaks.values())
-        attach_peak_fractions(report['results'], peaks)
-        report['speedups'] = speedups(report['results'])
-    if device.type == 'cpu':
-        report['nominal_peak'] = [nominal_peak(threads) for threads in
-                                  dict.fromkeys([options.threads,
-                                                 options.batch_threads])]
+    report = dict(
+        settings=dict(
+            source=(f'--arch {options.arch}' if options.arch else
+                    options.config) + ' (' + '; '.join(
+                        t.description for t in targets) + ')',
+            kind=kind, img_size=list(img_size),
+            **{key: value for key, value in dataclasses.asdict(
+                options).items() if key not in ('img_size', 'quiet')},
+            interop_threads=torch.get_num_interop_threads()),
+        machine=dict(machine_info(device),
+                     torch_default_threads=default_threads),
+        mac_counting=MAC_COUNTING, agreement=[], targets=[], results=[],
+        speedups=[], train_step=[])
+    with tempfile.TemporaryDirectory(prefix='mmpartial-bench-') as folder:
+        for target, info, rows, models in prepared:
+            report['targets'].append(info)
+            if device.type == 'cuda':
+                progress.note(f'{target.name}: CUDA against the CPU ...')
+                report['agreement'] += check_against_cpu(target, models,
+                                                         device, img_size)
+            if options.inference:
+                report['results'] += rows + benchmark_target(
+                    target, models, info, options, device, img_size,
+                    progress, folder)
+            if options.train_step:
+                report['train_step'] += train_step_target(
+                    target, options, device, img_size, progress)
+    report['speedups'] = speedups(report['results'])
     return report
 
 
@@ -378,6 +396,8 @@ def write_json(report, path):
 
 
 def failed_rows(report):
-    """The rows whose measurement failed (inference and train step)."""
-    return [row for row in report['results'] + report.get('train_step', [])
-            if row['status'] == 'error']
+    """The rows whose measurement failed (inference, train step and the
+    check against the CPU)."""
+    return [row for row in report['results'] + report['train_step']
+            if row['status'] == 'error'] + [
+                row for row in report['agreement'] if not row['ok']]

@@ -9,22 +9,11 @@ module to count.
 """
 import copy
 import functools
-import logging
-import os.path as osp
-import sys
 
 import torch
 import torch.nn as nn
-from mmengine.config import Config
-from mmengine.logging import MMLogger
 
-from mmpartial.models import PartialNet
-from ..config import load_config
-from ..config_checks import (built_backbone_problem,
-                             partialnet_backbone_problem,
-                             partialnet_out_channels)
-from ..model import build_model, load_model_checkpoint
-from .errors import BenchmarkError
+from ..counting import SCOPES, count_macs, model_macs
 
 # The scopes whose configs the benchmark builds, and what they hold.
 SCOPE_KINDS = {'mmpretrain': 'classification', 'mmdet': 'detection',
@@ -46,6 +35,9 @@ class _TensorForward(nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = model
+        # The model's mode, not nn.Module's default (training): exporters
+        # restore a wrapper's mode onto everything inside it.
+        self.train(model.training)
 
     def forward(self, x):
         return self.model(x, mode='tensor')
@@ -57,6 +49,7 @@ class _ExtractFeat(nn.Module):
     def __init__(self, detector):
         super().__init__()
         self.detector = detector
+        self.train(detector.training)  # as _TensorForward's
 
     def forward(self, x):
         return self.detector.extract_feat(x)
@@ -81,6 +74,8 @@ class BenchmarkTarget:
     #: random labels), ``'features'`` (a stand-in on a backbone's outputs)
     #: or None (not timed).
     train_loss = None
+    #: Why the ONNX runtimes do not run this target, or None.
+    runtime_problem = None
 
     def __init__(self, name, model, description):
         self.name = name
@@ -113,14 +108,21 @@ class BenchmarkTarget:
                              dtype=self._storage_dtype(dtype))
         return (images.contiguous(memory_format=memory_format), )
 
-    def mac_module(self, model):
-        """The module the MAC counter traces, fed :meth:`mac_inputs`."""
+    def tensor_module(self, model):
+        """The model as a module of tensors in, tensors out, fed
+        :meth:`tensor_inputs`: what is counted, checked against the CPU,
+        trained in a train step and exported to ONNX."""
         return model
 
-    def mac_inputs(self, inputs):
-        """The part of :meth:`make_inputs`'s inputs that the MAC counter
-        traces."""
+    def tensor_inputs(self, inputs):
+        """The part of :meth:`make_inputs`'s inputs that
+        :meth:`tensor_module` takes."""
         return inputs
+
+    def count_macs(self, model, img_size):
+        """MACs of ``model`` (one of its forms) on one image."""
+        inputs = self.tensor_inputs(self.make_inputs(1, img_size, 'cpu'))
+        return count_macs(self.tensor_module(model), inputs)
 
     def runner(self, model, inputs, dtype=torch.float32, compiled=False,
                compile_options=None):
@@ -151,17 +153,22 @@ class BenchmarkTarget:
     def _forward(self, model, inputs, compiler):
         """One pass of ``model`` on ``inputs``; ``compiler`` (None for
         eager mode) is ``torch.compile`` with the run's options."""
-        module = self.mac_module(model)
+        module = self.tensor_module(model)
         if compiler is not None:
             module = compiler(module)
         return lambda: module(*inputs)
 
 
 class ClassifierTarget(BenchmarkTarget):
-    """An mmpretrain ImageClassifier: images in, logits out."""
+    """A classifier (an mmpretrain ImageClassifier or
+    :class:`ArchClassifier`): images in, logits out."""
     train_loss = 'cross_entropy'
+    mac_scope = SCOPES['classifier']
 
-    def mac_module(self, model):
+    def count_macs(self, model, img_size):
+        return model_macs(model, img_size)
+
+    def tensor_module(self, model):
         return _TensorForward(model)
 
 
@@ -184,6 +191,8 @@ class _PredictTarget(BenchmarkTarget):
     is written for that, not for a cast model.
     """
     precision = 'autocast'
+    runtime_problem = ('predict() runs its post-processing in PyTorch; the '
+                       'backbone row shows the runtimes')
     #: The method of the model that ``torch.compile`` compiles.
     compiled_method = None
     #: Extra image meta the model's post-processing reads.
@@ -206,8 +215,11 @@ class _PredictTarget(BenchmarkTarget):
         samples = [sample_type(metainfo=meta) for _ in range(batch)]
         return images, samples
 
-    def mac_inputs(self, inputs):
+    def tensor_inputs(self, inputs):
         return inputs[:1]  # the images; data samples are not traceable
+
+    def count_macs(self, model, img_size):
+        return model_macs(model, img_size)
 
     def _forward(self, model, inputs, compiler):
         images, samples = inputs
@@ -233,12 +245,13 @@ class DetectorTarget(_PredictTarget):
     Timing covers everything from the normalised batch to the final boxes
     (and masks): backbone, neck, RPN, NMS, RoI heads, mask pasting. Data
     preprocessing (normalisation, padding) is left out, as for every target.
-    The MAC count covers only the backbone and neck: the heads' work depends on
-    how many proposals and detections the (random) weights produce.
-    Compiled: ``extract_feat``; RPN and RoI heads have data-dependent
-    shapes (NMS) and run eagerly.
+    MACs are counted in mmdet's ``get_flops`` convention (fixed numbers of
+    RoIs), which the timed pass, with as many proposals as the weights
+    give, need not match: no GFLOP/s is claimed. Compiled:
+    ``extract_feat``; RPN and RoI heads have data-dependent shapes (NMS)
+    and run eagerly.
     """
-    mac_scope = 'backbone and neck only (the heads depend on the proposals)'
+    mac_scope = SCOPES['detector']
     macs_cover_model = False
     compile_scope = 'backbone and neck (extract_feat); heads run eagerly'
     compiled_method = 'extract_feat'
@@ -247,7 +260,7 @@ class DetectorTarget(_PredictTarget):
         from mmdet.structures import DetDataSample
         return DetDataSample
 
-    def mac_module(self, model):
+    def tensor_module(self, model):
         return _ExtractFeat(model)
 
 
@@ -256,13 +269,13 @@ class SegmentorTarget(_PredictTarget):
 
     Timing covers the config's own inference (``test_cfg``: whole image or
     sliding window): backbone, neck, decode head, the logits resized to
-    the image and the per-pixel argmax. The MAC count covers the backbone, neck
-    and decode head on the whole image (the auxiliary head only trains).
+    the image and the per-pixel argmax. The MAC count covers the backbone,
+    neck and decode head on the whole image (the auxiliary head only
+    trains).
     Compiled: ``encode_decode`` (the tensor part, resize included); the
     window loop and the argmax run eagerly.
     """
-    mac_scope = 'backbone, neck and decode head (the auxiliary head only ' \
-        'trains)'
+    mac_scope = SCOPES['segmentor']
     compile_scope = 'backbone, neck and decode head (encode_decode); ' \
         'sliding windows and argmax run eagerly'
     compiled_method = 'encode_decode'
@@ -272,119 +285,5 @@ class SegmentorTarget(_PredictTarget):
         from mmseg.structures import SegDataSample
         return SegDataSample
 
-    def mac_module(self, model):
+    def tensor_module(self, model):
         return _TensorForward(model)
-
-
-def quiet_mmengine_logs(level=logging.WARNING):
-    """Keep stdout for the report: mmengine logs to stderr, warnings only.
-
-    mmengine's logger prints every initialised weight at INFO level, and
-    prints to stdout, where the Markdown table goes.
-    """
-    logger = MMLogger.get_current_instance()
-    logger.setLevel(level)
-    for handler in logger.handlers:
-        if isinstance(handler, logging.StreamHandler) \
-                and handler.stream is sys.stdout:
-            handler.setStream(sys.stderr)
-            handler.setLevel(level)
-
-
-def arch_classifier_config(arch):
-    """The config of PartialNet-``arch`` with its head, for ImageNet.
-
-    The head gets the variant's activation (GELU for T0/T1, ReLU for the
-    others) and the last stage's width, as in
-    configs/partialnet-<arch>_in1k.py.
-    """
-    if arch not in PartialNet.arch_zoo:
-        raise BenchmarkError(f'unknown arch {arch!r}; choose from '
-                             f'{list(PartialNet.arch_zoo)}')
-    backbone = dict(type='mmpartial.PartialNet', arch=arch)
-    _, outputs = partialnet_out_channels(backbone)
-    return Config(dict(
-        default_scope='mmpretrain',
-        model=dict(type='ImageClassifier', backbone=backbone,
-                   head=dict(type='mmpartial.PartialNetClsHead',
-                             num_classes=NUM_CLASSES,
-                             in_channels=outputs[-1],
-                             act_cfg=PartialNet.arch_zoo[arch]['act_cfg']))))
-
-
-def load_benchmark_config(path, cfg_options=None):
-    """Load a config and check that the benchmark can build it.
-
-    Checked before anything is built, so mistakes fail in a second: its
-    ``default_scope`` is mmpretrain, mmdet or mmseg, and its backbone is a
-    PartialNet (besides :func:`~mmpartial.apis.load_config`'s checks).
-
-    Returns:
-        tuple[Config, str]: The config and its kind (``'classification'``,
-        ``'detection'`` or ``'segmentation'``).
-    """
-    cfg = load_config(path, cfg_options)
-    scope = cfg.get('default_scope')
-    if scope not in SCOPE_KINDS:
-        raise BenchmarkError(
-            f'config {path!r} has default_scope={scope!r}; the benchmark '
-            f'builds {", ".join(SCOPE_KINDS)} configs '
-            f'({", ".join(SCOPE_KINDS.values())})')
-    problem = partialnet_backbone_problem(cfg, path)
-    if problem:
-        raise BenchmarkError(
-            f'{problem}. The benchmark is for PartialNet models, e.g. '
-            'configs/partialnet-t0_in1k.py or '
-            'configs/mask-rcnn_partialnet-t0_coco.py')
-    return cfg, SCOPE_KINDS[scope]
-
-
-def build_benchmark_model(cfg, checkpoint=None):
-    """The model of a checked config, in eval mode, float32 on the CPU.
-
-    Its weights are initialised (``init_weights``: value ranges, and so
-    e.g. denormal numbers on CPUs, as in a model about to be trained), then
-    ``checkpoint``'s are loaded where given.
-    """
-    quiet_mmengine_logs()
-    model = build_model(cfg)
-    problem = built_backbone_problem(model)
-    if problem:
-        raise BenchmarkError(problem)
-    model.init_weights()
-    if checkpoint is not None:
-        load_model_checkpoint(model, checkpoint)
-    return model.eval()
-
-
-def build_targets(arch=None, config=None, cfg_options=None, checkpoint=None):
-    """The targets to time for ``--arch`` or a config.
-
-    Returns:
-        tuple[list[BenchmarkTarget], str]: The targets (a classifier; or a
-        detector's or segmentor's backbone and the whole model) and the
-        kind of model (a value of :data:`SCOPE_KINDS`).
-    """
-    if (arch is None) == (config is None):
-        raise BenchmarkError('give either a config or --arch, not both')
-    if arch is not None:
-        model = build_benchmark_model(arch_classifier_config(arch),
-                                      checkpoint)
-        return [ClassifierTarget(
-            'classifier', model,
-            f'PartialNet-{arch.upper()} classifier ({NUM_CLASSES} classes)')
-        ], 'classification'
-    cfg, kind = load_benchmark_config(config, cfg_options)
-    model = build_benchmark_model(cfg, checkpoint)
-    name = osp.splitext(osp.basename(config))[0]
-    if kind == 'classification':
-        return [ClassifierTarget('classifier', model,
-                                 f'{name}: {type(model).__name__}')], kind
-    whole = DetectorTarget('detector', model,
-                           f'{name}: {type(model).__name__}.predict') \
-        if kind == 'detection' else SegmentorTarget(
-            'segmentor', model, f'{name}: {type(model).__name__}.predict')
-    return [
-        BackboneTarget('backbone', model.backbone,
-                       f'{name}: PartialNet backbone'), whole
-    ], kind

@@ -1,9 +1,13 @@
-"""Timing loops and their summaries."""
+"""Timing loops, their summaries, progress lines and failure reasons."""
+import os
+import os.path as osp
+import sys
 import time
+import traceback
 
 import numpy as np
 
-from .devices import synchronize
+from .device import synchronize
 
 
 def time_side_by_side(runs, repeats, warmup, device, on_run=None):
@@ -76,3 +80,56 @@ def images_per_second(batch, seconds):
 def in_ms(seconds):
     """A :func:`summarize` of seconds in milliseconds."""
     return {k: v * 1e3 if k != 'n' else v for k, v in seconds.items()}
+
+
+# Where this package sits: tracebacks name files relative to it.
+_SOURCE_ROOT = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+
+class Progress:
+    """Numbered progress lines on stderr, one per step and its result."""
+
+    def __init__(self, enabled=True):
+        self.total, self.enabled, self.done = 0, enabled, 0
+        self.started = self.step_started = time.perf_counter()
+        self.label = ''
+
+    def note(self, text):
+        if self.enabled:
+            print(f'[benchmark] {text}', file=sys.stderr, flush=True)
+
+    def start(self, label):
+        self.done += 1
+        self.label, self.step_started = label, time.perf_counter()
+        self.note(f'[{self.done}/{self.total}] {label} ...')
+
+    def tick(self, phase, done, total):
+        """Count the rounds of a measurement in place, on a terminal."""
+        if self.enabled and sys.stderr.isatty():
+            print(f'\r[benchmark]     {phase}: run {done}/{total}',
+                  end='\n' if done == total else '', file=sys.stderr,
+                  flush=True)
+
+    def finish(self, text):
+        now = time.perf_counter()
+        self.note(f'[{self.done}/{self.total}] {self.label}: {text} '
+                  f'({now - self.step_started:.1f} s, '
+                  f'{now - self.started:.0f} s in all)')
+
+
+def failure_reason(err):
+    """One line: the error and the file that raised it (where it failed
+    matters as much as what: "expected scalar type Float" from mmcv's NMS
+    says the post-processing needs float32)."""
+    message = str(err).strip().splitlines()[0] if str(err).strip() else ''
+    text = f'{type(err).__name__}: {message}'[:300]
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames:
+        return text
+    path = frames[-1].filename
+    if 'site-packages' + os.sep in path:  # mmcv/ops/nms.py, not a venv's
+        path = path.split('site-packages' + os.sep)[-1]
+    elif osp.isabs(path):
+        path = osp.relpath(path, _SOURCE_ROOT)
+    return f'{text} (in {path}:{frames[-1].lineno})'

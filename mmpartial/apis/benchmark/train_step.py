@@ -26,13 +26,18 @@ Peak memory of a mode is measured on one more step of that mode alone:
 """
 import ctypes
 import re
+import sys
+import time
+import traceback
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from .devices import synchronize
+from .device import DTYPES, release_memory, synchronize
+from .timing import (failure_reason, images_per_second, in_ms, paired_speedup,
+                     summarize, time_side_by_side)
 
 
 class ClassifierLoss(nn.Module):
@@ -186,3 +191,77 @@ def _release_free_heap():
         ctypes.CDLL('libc.so.6').malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def train_step_target(target, options, device, img_size, progress):
+    """Training steps of the train form, eager and compiled side by side,
+    per dtype (bf16/fp16 as AMP), at ``options.batch`` on
+    ``options.batch_threads`` threads: rows with step times, images/s and
+    peak memory (see :mod:`~.train_step`), or why it did not run."""
+    if target.train_loss is None:
+        _, _, reason = loss_module(target, None, None)
+        return [dict(target=target.name, dtype=None, mode=None,
+                     status='n/a', reason=reason)]
+    modes = ['eager', 'compiled'] if options.compile else ['eager']
+    out = []
+    for dtype_name in options.dtype:
+        torch.set_num_threads(options.batch_threads)
+        torch._dynamo.reset()
+        model = target.prepare(target.model, device, torch.float32,
+                               options.channels_last).train()
+        images, = target.make_inputs(options.batch, img_size, device,
+                                     channels_last=options.channels_last)
+        module, inputs, _ = loss_module(target, model, images)
+        progress.start(f'{target.name} {dtype_name}, train step at batch '
+                       f'{options.batch} on {options.batch_threads} '
+                       'thread(s): ' + ', '.join(modes))
+        steps, first, errors, samples = {}, {}, {}, {}
+        for mode in modes:
+            try:
+                step = make_train_step(module, inputs, DTYPES[dtype_name],
+                                       mode == 'compiled', device,
+                                       options.compile_options)
+                start = time.perf_counter()
+                step()  # compiles, allocates
+                synchronize(device)
+                first[mode], steps[mode] = time.perf_counter() - start, step
+            except Exception as err:
+                traceback.print_exc(file=sys.stderr)
+                errors[mode] = failure_reason(err)
+        try:
+            samples = time_side_by_side(
+                steps, options.repeats, options.warmup, device,
+                on_run=lambda done, total: progress.tick(
+                    'train step', done, total)) if steps else {}
+        except Exception as err:
+            traceback.print_exc(file=sys.stderr)
+            errors.update({mode: failure_reason(err) for mode in steps})
+        rows = []
+        for mode in modes:
+            row = dict(target=target.name, form='train', dtype=dtype_name,
+                       mode=mode, batch=options.batch,
+                       threads=options.batch_threads)
+            if mode not in samples:
+                rows.append(dict(row, status='error',
+                                 reason=errors.get(mode, 'not timed')))
+                continue
+            seconds = summarize(samples[mode])
+            row.update(status='ok', step_ms=in_ms(seconds),
+                       images_per_s=images_per_second(options.batch,
+                                                      seconds),
+                       samples_ms=[s * 1e3 for s in samples[mode]],
+                       first_step_s=first[mode],
+                       memory=peak_memory(steps[mode], device))
+            if mode == 'compiled' and 'eager' in samples:
+                row['speedup_over_eager'] = paired_speedup(
+                    samples['eager'], samples['compiled'])
+            rows.append(row)
+        progress.finish('; '.join(
+            f'{row["mode"]} ' + (f'{row["images_per_s"]["median"]:.1f} '
+                                 'img/s' if row['status'] == 'ok' else
+                                 f'failed: {row["reason"]}')
+            for row in rows))
+        out.extend(rows)
+        del model, module, steps
+        release_memory(device)
+    return out
