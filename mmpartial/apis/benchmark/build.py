@@ -160,6 +160,7 @@ def build_targets(arch=None, config=None, cfg_options=None, checkpoint=None):
         if arch not in PartialNet.arch_zoo:
             raise BenchmarkError(f'unknown arch {arch!r}; choose from '
                                  f'{list(PartialNet.arch_zoo)}')
+        quiet_mmengine_logs()
         model = ArchClassifier(arch)
         model.init_weights()
         if checkpoint is not None:
