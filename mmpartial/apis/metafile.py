@@ -32,11 +32,15 @@ FAMILIES = (
     ('fpn_', 'Semantic FPN', 'ADE20K', ['PartialNet', 'FPN']),
     ('partialnet-', 'PartialNet', 'ImageNet-1k',
      ['PartialNet', 'PAT_ch', 'PAT_sp', 'PAT_sf']),
+    # PAT_ch in a standard ResNet, and the ResNet it is compared with.
+    ('pat-resnet', 'PAT-ResNet', 'ImageNet-1k', ['ResNet', 'PAT_ch']),
+    ('resnet', 'ResNet', 'ImageNet-1k', ['ResNet']),
 )
 # Image size (height, width) FLOPs are counted at, as papers report them:
 # ImageNet 224x224; COCO 1280x800; ADE20K UperNet 2048x512 (Swin,
 # ConvNeXt), Semantic FPN 512x512 (PoolFormer, EfficientFormer).
-INPUT_SIZES = {'partialnet-': (224, 224), 'mask-rcnn_': (800, 1280),
+INPUT_SIZES = {'partialnet-': (224, 224), 'pat-resnet': (224, 224),
+               'resnet': (224, 224), 'mask-rcnn_': (800, 1280),
                'cascade-mask-rcnn_': (800, 1280), 'retinanet_': (800, 1280),
                'upernet_': (512, 2048), 'fpn_': (512, 512)}
 COUNTED = (

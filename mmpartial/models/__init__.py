@@ -1,6 +1,6 @@
 from . import heads  # noqa: F401  (registers the head builders)
 from . import roi_heads  # noqa: F401  (registers the RoI head builders)
-from .backbones import PartialNet
+from .backbones import PartialNet, PATResNet
 from .layers import DPConv
 
 
@@ -10,4 +10,4 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ['DPConv', 'PartialNet', 'PartialNetClsHead']
+__all__ = ['DPConv', 'PATResNet', 'PartialNet', 'PartialNetClsHead']

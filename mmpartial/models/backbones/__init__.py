@@ -1,3 +1,4 @@
 from .partialnet import PartialNet
+from .pat_resnet import PATResNet
 
-__all__ = ['PartialNet']
+__all__ = ['PATResNet', 'PartialNet']
