@@ -4,10 +4,9 @@ import subprocess
 import sys
 
 import torch
-import torch.nn as nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from conftest import REPO
+from mmpartial.apis.benchmark.agreement import randomize_norms  # noqa: F401
 from mmpartial.apis.deploy import (build_partialnet_model,
                                    load_partialnet_config)
 
@@ -20,31 +19,6 @@ def run_tool(name, *args):
     return subprocess.run(
         [sys.executable, f'tools/{name}.py', *map(str, args)], cwd=REPO,
         capture_output=True, text=True, timeout=600)
-
-
-@torch.no_grad()
-def randomize_norms(model, seed=0):
-    """Give every norm non-trivial statistics and affine parameters, and
-    the iRPE tables non-zero entries, so that folding them is tested."""
-    gen = torch.Generator().manual_seed(seed)
-
-    def fill(tensor, low, high):
-        tensor.copy_(torch.rand(tensor.shape, generator=gen) * (high - low) +
-                     low)
-
-    for module in model.modules():
-        if isinstance(module, _BatchNorm):
-            fill(module.running_mean, -.5, .5)
-            fill(module.running_var, .5, 2.)
-            fill(module.weight, .5, 1.5)
-            fill(module.bias, -.3, .3)
-        elif isinstance(module, nn.LayerNorm) and module.elementwise_affine:
-            fill(module.weight, .5, 1.5)
-            fill(module.bias, -.3, .3)
-    for name, param in model.named_parameters():
-        if name.endswith('bias_table'):
-            fill(param, -1., 1.)
-    return model
 
 
 def relative_diff(outs, refs):

@@ -24,14 +24,14 @@ def _millions(value, scale):
     return DASH if value is None else f'{value / scale:.3f}'
 
 
-def _row(result):
+def _row(result, with_memory):
     """The table row of one result of :func:`~.run.run_benchmark`."""
     head = [result['target'], result['form'], result.get('dtype') or DASH,
             result.get('mode') or DASH]
     if result['status'] != 'ok':
         # The reason where the numbers would be, the rest dashes.
         return head + [f'{result["status"]}: {result["reason"]}'] + \
-            [DASH] * 5
+            [DASH] * (4 + with_memory)
     peak = result['throughput'].get('peak_memory_mib')
     return head + [
         _millions(result['params'], 1e6),
@@ -39,8 +39,7 @@ def _row(result):
         _spread(result['latency']['ms']),
         _spread(result['throughput']['images_per_s']),
         _fmt(result.get('gflops')),
-        _fmt(peak),
-    ]
+    ] + ([_fmt(peak)] if with_memory else [])
 
 
 def _table(rows, header):
@@ -91,8 +90,12 @@ def markdown_report(report):
     if report['results']:
         header = ['model', 'form', 'dtype', 'mode', 'params (M)', 'GMACs',
                   'latency b=1 (ms)', f'throughput b={batch} (img/s)',
-                  'GFLOP/s', f'peak memory b={batch} (MiB)']
-        lines += _table([_row(r) for r in report['results']], header)
+                  'GFLOP/s']
+        # Measured on a GPU only (the CPU allocator keeps no peak).
+        cuda = machine['device_type'] == 'cuda'
+        if cuda:
+            header.append(f'peak memory b={batch} (MiB)')
+        lines += _table([_row(r, cuda) for r in report['results']], header)
     if report.get('speedups'):
         lines += ['', *_speedup_table(report['speedups'], batch)]
     if report.get('train_step'):
@@ -123,8 +126,10 @@ def _inference_notes(report):
             'on the same thread counts; numpy in and out, inside the timing')
     lines.append(
         '- GFLOP/s = 2 x MACs x images/s at the throughput setting, where '
-        'the MACs cover what is timed; peak memory: CUDA allocated peak of '
-        'one pass')
+        'the MACs cover what is timed' + ('; peak memory: CUDA allocated '
+                                          'peak of one pass' if
+                                          report['machine']['device_type']
+                                          == 'cuda' else ''))
     lines.append(f'- MACs per image: {report["mac_counting"]}')
     for target in report['targets']:
         notes = [f'MACs count {target["mac_scope"]}']
