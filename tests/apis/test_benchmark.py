@@ -172,8 +172,9 @@ def test_arch_report(arch_run):
         else:  # not installed: said so, with the command
             row = next(r for r in report['results'] if r['mode'] == runtime)
             assert 'is not installed (pip install' in row['reason']
-    assert 'onnxruntime: the form exported to ONNX' not in stdout or \
-        'checked against PyTorch' in stdout
+    # The report says how the runtimes' graphs were made and checked.
+    assert '- onnxruntime, openvino: the form exported to ONNX' in stdout
+    assert 'checked against PyTorch' in stdout
 
     # The same rows as a Markdown table on stdout (the first table).
     lines = stdout.splitlines()
