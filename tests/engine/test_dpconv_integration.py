@@ -22,7 +22,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from deploy_helpers import randomize_norms
 import mmpartial  # noqa: F401  (registers models and hooks)
-from mmpartial.apis.dpconv_report import dpconv_report
+from mmpartial.apis.counting import model_macs
+from mmpartial.apis.dpconv_report import compare_runs, dpconv_report
+from mmpartial.apis.results import ResultsError
 from mmpartial.engine import DPConvHook
 from mmpartial.models import DPConv, PartialNet
 from mmpartial.models.layers import (PartialAttnBlock, PartialBlock,
@@ -882,6 +884,63 @@ def test_dpconv_report_errors(trained, tmp_path):
     torch.save(dict(state_dict=state), str(no_gates))
     with pytest.raises(ValueError, match='no DPConv gates'):
         dpconv_report(config, str(no_gates), str(tmp_path))
+
+
+def fake_run_dir(root, name, config, state, top1):
+    """A work dir as tools/train.py leaves it: a launch folder with the
+    resolved config and validation scalars, a checkpoint and the
+    ``last_checkpoint`` pointer."""
+    work_dir = root / name
+    vis = work_dir / '20261207_120000' / 'vis_data'
+    vis.mkdir(parents=True)
+    Config.fromfile(config).dump(str(vis / 'config.py'))
+    with open(vis / 'scalars.json', 'w') as f:
+        f.write(json.dumps({'loss': 1.0, 'step': 1}) + '\n')
+        f.write(json.dumps({'accuracy/top1': top1, 'step': 2}) + '\n')
+    checkpoint = work_dir / 'epoch_2.pth'
+    torch.save(dict(meta=dict(epoch=2), state_dict=state), str(checkpoint))
+    (work_dir / 'last_checkpoint').write_text(str(checkpoint))
+    return str(work_dir)
+
+
+def test_compare_runs(trained, tmp_path):
+    torch.manual_seed(0)
+    initial = build_classifier(dict(budget=8))  # gates at the start
+    runs = [fake_run_dir(tmp_path, 'learned', trained['config'],
+                         trained['model'].state_dict(), 62.5),
+            fake_run_dir(tmp_path, 'initial', trained['config'],
+                         initial.state_dict(), 25.0)]
+    content = compare_runs(runs, str(tmp_path / 'out'),
+                           labels=['learned', 'initial'])
+    learned, start = content['runs']
+    assert [run['top1'] for run in content['runs']] == [62.5, 25.0]
+    assert [layer['ratio'] for layer in learned['layers']] == [
+        layer['ratio'] for layer in dpconv_summary(trained['model'])
+        ['layers']]
+    # At the initial split (1/4 everywhere) the deployed network is the
+    # plain PartialNet: the same MACs, counted on a model without DPConv.
+    assert all(layer['ratio'] == .25 for layer in start['layers'])
+    plain = build_classifier(None)
+    plain.backbone.switch_to_deploy()
+    assert start['deployed_macs'] == model_macs(plain, (224, 224))['total']
+    # The learned run moved under its tight budget: fewer MACs.
+    assert learned['deployed_macs'] < start['deployed_macs']
+    with open(tmp_path / 'out' / 'dpconv_compare.json') as f:
+        assert json.load(f) == content
+    png = tmp_path / 'out' / 'dpconv_compare.png'
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_compare_runs_errors(trained, tmp_path):
+    with pytest.raises(ResultsError, match='no such work dir'):
+        compare_runs([str(tmp_path / 'nope')], str(tmp_path / 'out'))
+    run = fake_run_dir(tmp_path, 'run', trained['config'],
+                       trained['model'].state_dict(), 50.)
+    (tmp_path / 'run' / 'last_checkpoint').unlink()
+    with pytest.raises(ResultsError, match='no last_checkpoint'):
+        compare_runs([run], str(tmp_path / 'out'))
+    with pytest.raises(ValueError, match='1 labels for 2 runs'):
+        compare_runs([run, run], str(tmp_path / 'out'), labels=['a'])
 
 
 @pytest.mark.slow
