@@ -134,7 +134,7 @@ def run_label(cfg):
     """``budget 2, seed 0`` from a DPConv run's resolved config."""
     budget = cfg.model.backbone.dpconv.get('budget', 2.)
     seed = (cfg.get('randomness') or {}).get('seed')
-    return f'budget {budget:g}, seed {seed}'
+    return f'budget {budget:g}' + ('' if seed is None else f', seed {seed}')
 
 
 def compare_runs(work_dirs, out_dir, labels=None):

@@ -943,6 +943,18 @@ def test_compare_runs_errors(trained, tmp_path):
         compare_runs([run, run], str(tmp_path / 'out'), labels=['a'])
 
 
+def test_compare_command_line(trained, tmp_path, capsys):
+    import runpy
+    tool = runpy.run_path(osp.join(REPO, 'tools', 'dpconv_compare.py'))
+    run = fake_run_dir(tmp_path, 'run', trained['config'],
+                       trained['model'].state_dict(), 50.)
+    tool['main']([run, '--out', str(tmp_path / 'out')])
+    assert 'budget 8: top-1 50.00%' in capsys.readouterr().out
+    with pytest.raises(SystemExit, match='dpconv_compare: error: .*nope: '
+                       'no such work dir'):
+        tool['main']([str(tmp_path / 'nope'), '--out', str(tmp_path)])
+
+
 @pytest.mark.slow
 def test_dpconv_report_command_line(trained, tmp_path):
     tool = osp.join(REPO, 'tools', 'dpconv_report.py')
