@@ -6,21 +6,13 @@ Examples::
     python tools/benchmark.py --arch t0 --threads 1 --batch-threads 2 \
         --batch 32 --json work_dirs/bench-t0.json
 
-    # A config, eager and torch.compile, channels_last, bf16 and fp32
-    python tools/benchmark.py configs/partialnet-t2_in1k.py --compile \
-        --channels-last --dtype fp32 bf16
-
-    # A detector: its backbone alone and the whole detector, 800x1280
-    python tools/benchmark.py configs/mask-rcnn_partialnet-t0_coco.py \
-        --batch 2 --repeats 5 --warmup 1
-
-    # Training speed: train steps of T0, eager and compiled, peak memory
-    python tools/benchmark.py --arch t0 --train-step --no-inference \
-        --compile --batch 32 --threads 2
-
     # PyTorch against ONNX runtimes, train and deploy form
     python tools/benchmark.py --arch t0 --backend eager compiled \
         onnxruntime openvino --threads 1 --batch-threads 2
+
+    # The layer profile at T2's stage-3 shape (256 channels, 14x14)
+    python tools/benchmark.py --layers 256 14 --threads 1 \
+        --batch-threads 2 --batch 32
 
     # A GPU: bf16 and fp16, channels_last, checked against the CPU first
     python tools/benchmark.py --arch t0 --device cuda --dtype bf16 fp16 \
@@ -35,8 +27,8 @@ range and its speed-up over the train form in eager mode (the median of
 the per-round ratios). On a GPU every form is first checked against the
 CPU (forward and backward, float32). ``--train-step`` times training steps
 (images/s, peak memory). The Markdown tables go to stdout, progress to
-stderr, everything to ``--json``. The logic lives in
-:mod:`mmpartial.apis.benchmark`.
+stderr, everything to ``--json``. More examples: docs/benchmark.md; the
+logic lives in :mod:`mmpartial.apis.benchmark`.
 
 Exit status: 0 when every measurement ran, 1 on a bad input (with a
 one-line message), when a measurement failed (its row says why) or when
@@ -49,7 +41,7 @@ from mmengine.config import DictAction
 
 from mmpartial.apis import ConfigError, ModelBuildError
 from mmpartial.apis.benchmark import (BACKENDS, DTYPES, FORMS,
-                                      BenchmarkError,
+                                      LAYER_KINDS, BenchmarkError,
                                       BenchmarkOptions, failed_rows,
                                       markdown_report, options_problem,
                                       run_benchmark, write_json)
@@ -61,8 +53,9 @@ default = BenchmarkOptions.default
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Benchmark a PartialNet classifier or detector: '
-        'params, MACs, latency, throughput, training steps',
+        description='Benchmark a PartialNet classifier, detector, '
+        'segmentor or single layers: params, MACs, latency, throughput, '
+        'training steps',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     what = parser.add_argument_group('what to measure (one of)')
     what.add_argument('config', nargs='?',
@@ -70,6 +63,14 @@ def parse_args(argv=None):
                       'PartialNet backbone')
     what.add_argument('--arch', choices=list(PartialNet.arch_zoo),
                       help='the 1000-class classifier of this variant')
+    what.add_argument('--layers', nargs='+', type=int, metavar='C H [W]',
+                      help="the layer profile (the paper's Table 6): "
+                      'Conv, DWConv, PConv, PAT_ch, PAT_sp, PAT_sf and '
+                      'their blocks on (B, C, H, W) inputs')
+    parser.add_argument('--layer-kinds', nargs='+',
+                        choices=list(LAYER_KINDS),
+                        metavar='KIND', help='with --layers: only these, of '
+                        f'{", ".join(LAYER_KINDS)} (default: all)')
     parser.add_argument('--checkpoint',
                         help='weights to load (default: initialised ones)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,

@@ -5,6 +5,7 @@ import os.path as osp
 from typing import List, Optional
 
 from mmpartial.models import PartialNet
+from .layers import LAYER_KINDS, layer_problem
 
 #: ``train``: the model as built; ``deploy``: after ``switch_to_deploy()``.
 FORMS = ('train', 'deploy')
@@ -27,13 +28,17 @@ class BenchmarkOptions:
     """What to measure and how; the fields are ``tools/benchmark.py``'s
     options, with its defaults.
 
-    Exactly one of ``config`` and ``arch`` names the model. ``threads`` and
+    Exactly one of ``config``, ``arch`` and ``layers`` (``[C, H]`` or
+    ``[C, H, W]``: the layer profile of :mod:`~.layers`, optionally only
+    ``layer_kinds``) names what to time. ``threads`` and
     ``batch_threads`` default to torch's thread count (``batch_threads``
     to ``threads``); :func:`~.run.run_benchmark` fills them in.
     ``compile=True`` is short for adding ``'compiled'`` to ``backend``.
     """
     config: Optional[str] = None
     arch: Optional[str] = None
+    layers: Optional[List[int]] = None
+    layer_kinds: Optional[List[str]] = None
     checkpoint: Optional[str] = None
     cfg_options: Optional[dict] = None
     device: str = 'cpu'
@@ -85,8 +90,24 @@ def options_problem(options):
     ``backend``, and duplicated dtypes, forms and backends (which would
     only repeat rows) are dropped, in place.
     """
-    if (options.config is None) == (options.arch is None):
-        return 'give a config or --arch (exactly one of them)'
+    given = [options.config, options.arch, options.layers]
+    if sum(value is not None for value in given) != 1:
+        return 'give a config, --arch or --layers (exactly one of them)'
+    if options.layer_kinds is not None and options.layers is None:
+        return '--layer-kinds needs --layers'
+    if options.layers is not None:
+        problem = _unknown(options.layer_kinds or [], LAYER_KINDS,
+                           'layer kind')
+        if problem:
+            return problem
+        for name in ('img_size', 'checkpoint', 'cfg_options'):
+            if getattr(options, name) is not None:
+                return (f'--{name.replace("_", "-")} does not apply to '
+                        '--layers: it times initialised layers on inputs '
+                        'of the shape C H [W]')
+        problem = layer_problem(options.layers, options.layer_kinds)
+        if problem:
+            return problem
     if options.arch is not None and options.arch not in PartialNet.arch_zoo:
         return (f'unknown arch {options.arch!r}; choose from '
                 f'{list(PartialNet.arch_zoo)}')

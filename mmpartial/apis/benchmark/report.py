@@ -24,7 +24,13 @@ def _millions(value, scale):
     return DASH if value is None else f'{value / scale:.3f}'
 
 
-def _row(result, with_memory):
+# Count units of the results table: (header, scale) of params and MACs; a
+# single layer has thousands of parameters and millions of MACs.
+UNITS = dict(model=(('params (M)', 1e6), ('GMACs', 1e9)),
+             layers=(('params (K)', 1e3), ('MMACs', 1e6)))
+
+
+def _row(result, with_memory, units=UNITS['model']):
     """The table row of one result of :func:`~.run.run_benchmark`."""
     head = [result['target'], result['form'], result.get('dtype') or DASH,
             result.get('mode') or DASH]
@@ -34,8 +40,8 @@ def _row(result, with_memory):
             [DASH] * (4 + with_memory)
     peak = result['throughput'].get('peak_memory_mib')
     return head + [
-        _millions(result['params'], 1e6),
-        _millions(result['macs'], 1e9),
+        _millions(result['params'], units[0][1]),
+        _millions(result['macs'], units[1][1]),
         _spread(result['latency']['ms']),
         _spread(result['throughput']['images_per_s']),
         _fmt(result.get('gflops')),
@@ -88,14 +94,17 @@ def markdown_report(report):
     if report.get('agreement'):
         lines += [*_agreement_table(report['agreement']), '']
     if report['results']:
-        header = ['model', 'form', 'dtype', 'mode', 'params (M)', 'GMACs',
-                  'latency b=1 (ms)', f'throughput b={batch} (img/s)',
-                  'GFLOP/s']
+        layers = settings.get('kind') == 'layers'
+        units = UNITS['layers' if layers else 'model']
+        header = ['layer' if layers else 'model', 'form', 'dtype', 'mode',
+                  units[0][0], units[1][0], 'latency b=1 (ms)',
+                  f'throughput b={batch} (img/s)', 'GFLOP/s']
         # Measured on a GPU only (the CPU allocator keeps no peak).
         cuda = machine['device_type'] == 'cuda'
         if cuda:
             header.append(f'peak memory b={batch} (MiB)')
-        lines += _table([_row(r, cuda) for r in report['results']], header)
+        lines += _table([_row(r, cuda, units) for r in report['results']],
+                        header)
     if report.get('speedups'):
         lines += ['', *_speedup_table(report['speedups'], batch)]
     if report.get('train_step'):
@@ -108,9 +117,10 @@ def _inference_notes(report):
     settings = report['settings']
     height, width = settings['img_size']
     batch = settings['batch']
+    channels = (settings.get('layers') or [3])[0]
     lines = [
-        f'- input: random {batch}x3x{height}x{width} batches, eval mode, no '
-        f'grad; latency at batch 1 on {settings["threads"]} '
+        f'- input: random {batch}x{channels}x{height}x{width} batches, eval '
+        f'mode, no grad; latency at batch 1 on {settings["threads"]} '
         f'thread(s), throughput at batch {batch} on '
         f'{settings["batch_threads"]} thread(s); '
         f'forms and modes timed side by side, {settings["warmup"]} warm-up '

@@ -19,6 +19,7 @@ from .device import (DTYPES, check_dtype, machine_info, release_memory,
                      resolve_device, synchronize)
 from .options import UnsupportedError
 from .build import build_targets, deploy_copy
+from .layers import build_layer_targets, layer_shape
 from .runtimes import (RUNTIMES, TOLERANCE, RuntimeSession, check_graph,
                        export_graph, runtime_problem, runtime_runner)
 from .targets import DEFAULT_IMG_SIZE
@@ -128,8 +129,12 @@ def prepare_target(target, options, img_size, progress):
                 precision=target.precision, forms={})
     rows, models = [], {}
     for form in options.form if options.inference else ['train']:
-        model, reason = (target.model, None) if form == 'train' \
-            else deploy_copy(target.model)
+        if form == 'train':
+            model, reason = target.model, None
+        elif target.deploy_problem:
+            model, reason = None, target.deploy_problem
+        else:
+            model, reason = deploy_copy(target.model)
         if model is None:
             info['forms'][form] = dict(available=False, reason=reason)
             rows.append(dict(target=target.name, form=form, status='n/a',
@@ -348,21 +353,27 @@ def run_benchmark(options):
         batch_threads=options.batch_threads or threads)
 
     progress.note('building the model ...')
-    targets, kind = build_targets(arch=options.arch, config=options.config,
-                                  cfg_options=options.cfg_options,
-                                  checkpoint=options.checkpoint)
-    img_size = tuple(options.img_size or DEFAULT_IMG_SIZE[kind])
-    img_size = img_size * 2 if len(img_size) == 1 else img_size
+    if options.layers:
+        channels, height, width = layer_shape(options.layers)
+        targets = build_layer_targets(options.layers, options.layer_kinds)
+        kind, img_size = 'layers', (height, width)
+        source = f'layer profile, {channels} channels at {height}x{width}'
+    else:
+        targets, kind = build_targets(
+            arch=options.arch, config=options.config,
+            cfg_options=options.cfg_options, checkpoint=options.checkpoint)
+        img_size = tuple(options.img_size or DEFAULT_IMG_SIZE[kind])
+        img_size = img_size * 2 if len(img_size) == 1 else img_size
+        source = (f'--arch {options.arch}' if options.arch else
+                  options.config) + ' (' + '; '.join(
+                      t.description for t in targets) + ')'
     prepared = [(target, *prepare_target(target, options, img_size,
                                          progress)) for target in targets]
     progress.total = len(targets) * len(options.dtype) * (
         len(phases_of(options)) * options.inference + options.train_step)
     report = dict(
         settings=dict(
-            source=(f'--arch {options.arch}' if options.arch else
-                    options.config) + ' (' + '; '.join(
-                        t.description for t in targets) + ')',
-            kind=kind, img_size=list(img_size),
+            source=source, kind=kind, img_size=list(img_size),
             **{key: value for key, value in dataclasses.asdict(
                 options).items() if key not in ('img_size', 'quiet')},
             interop_threads=torch.get_num_interop_threads()),

@@ -76,6 +76,8 @@ class BenchmarkTarget:
     train_loss = None
     #: Why the ONNX runtimes do not run this target, or None.
     runtime_problem = None
+    #: Why this target has no deploy form (its row is n/a), or None.
+    deploy_problem = None
 
     def __init__(self, name, model, description):
         self.name = name
