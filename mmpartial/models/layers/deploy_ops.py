@@ -10,16 +10,24 @@ memory format from the stem on (``PartialNet.forward_deploy``):
   matrix multiply over the NHWC tokens, in eager mode and compiled;
 * the 3x3 and patchify convolutions, too, work on channels_last memory
   natively;
-* the few token-wise parts (PAT_ch's gate statistics, PAT_sp, the
-  attention) use the ``(B, H, W, C)`` view of the same memory, which
-  ``permute`` gives for free (:func:`nhwc`, :func:`nchw`).
+* PAT_ch and PAT_sf split, gate and concatenate channels-first
+  (statistics over dims ``(2, 3)``, concatenation on dim 1): in PyTorch
+  the same memory operations as on the ``(B, H, W, C)`` view, and in an
+  exported graph no layout change at all (only PAT_sf's attention
+  transposes its ``(B, N, C)`` tokens, as the train form does);
+* PAT_sp alone computes on the ``(B, H, W, C)`` view in PyTorch, which
+  ``permute`` gives for free (:func:`nhwc`, :func:`nchw`), and
+  channels-first when exported (:func:`exporting_onnx`): there every
+  permute would be a Transpose node over the whole tensor.
 
 There is one deploy forward per layer: it runs as it is in eager mode,
 under autograd, under ``torch.compile`` (whose compiler fuses the
 element-wise work) and in exporters (ONNX, ``torch.jit.trace``, MAC
-counting). Where autograd and tracers are off (inference), it overwrites
-the large intermediates it created itself (the MLP's activation and
-residual sum) instead of allocating new ones (:func:`may_overwrite`).
+counting); :func:`exporting_onnx` picks the cheapest form of the same
+arithmetic in the two places where a graph runtime and PyTorch differ.
+Where autograd and tracers are off (inference), it overwrites the large
+intermediates it created itself (the MLP's activation and residual sum)
+instead of allocating new ones (:func:`may_overwrite`).
 """
 import torch
 import torch.nn as nn
@@ -36,6 +44,16 @@ def nchw(t):
     """The ``(B, C, H, W)`` view of a ``(B, H, W, C)`` tensor (in
     ``channels_last`` format when ``t`` is contiguous)."""
     return t.permute(0, 3, 1, 2)
+
+
+def exporting_onnx():
+    """Whether the ONNX exporter records the forward. The graph then runs
+    in another runtime (onnxruntime, OpenVINO), where every reshape is an
+    operator of its own and a multiply-add with broadcasting is two: the
+    few places where the cheapest form differs from PyTorch's ask this
+    (:class:`~.pat_spatial.PATSpatial`, :class:`~.conv_bn.ChannelAffine`).
+    """
+    return torch.onnx.is_in_onnx_export()
 
 
 def conv1x1(x, linear):

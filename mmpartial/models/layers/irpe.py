@@ -5,38 +5,64 @@ import torch.nn as nn
 
 from mmpartial.utils.torch_compat import is_compiling
 
+#: iRPE's "euclidean" method: distances up to ``ALPHA`` cells keep their own
+#: bucket, farther ones share buckets spaced by powers of ``GAMMA``.
+ALPHA, GAMMA = 20, 8
 
-def euclidean_buckets(height, width, alpha=20, beta=40, gamma=8,
-                      device=None):
-    """Bucket index of every (query, key) pair on a ``height x width`` grid.
 
-    iRPE's "euclidean" method: ``r = round(||p - q||)`` in grid cells; small
-    distances keep their own bucket, large ones share log-spaced buckets:
-    ``f(r) = r`` for ``r <= alpha`` and
-    ``min(beta, round(alpha + ln(r / alpha) / ln(gamma) * (beta - alpha)))``
-    beyond. The index is ``beta + f(r)``, in ``[beta, 2 * beta]``.
+def grid_distances(height, width, device=None):
+    """Rounded euclidean distance ``round(||p - q||)``, in grid cells, of
+    every (query, key) pair on a ``height x width`` grid, as float32
+    integers.
 
     Written with plain tensor ops only, so ``height`` and ``width`` may also
     be the 0-dim tensors a tracer (ONNX export) hands out for a feature
-    map's size: the exported graph then computes the buckets from the
-    runtime size instead of baking in one shape. It computes in float32,
-    which gives the integers of a float64 computation: a rounded square
-    root of an integer is never a tie, and the logarithmic buckets were
-    checked equal for every distance below 3000 cells.
+    map's size: the exported graph then computes the distances from the
+    runtime size instead of baking in one shape. A rounded square root of
+    an integer is never a tie, so float32 gives the integers of a float64
+    computation.
 
     Returns:
-        Tensor: ``(height * width, height * width)`` int64 indices.
+        Tensor: ``(height * width, height * width)`` float32.
     """
     pos = torch.arange(height * width, device=device)
-    ys = torch.div(pos, width, rounding_mode='floor').float()
+    ys = torch.div(pos, width, rounding_mode='trunc').float()  # pos >= 0
     xs = torch.remainder(pos, width).float()
     dy = ys[:, None] - ys[None, :]
     dx = xs[:, None] - xs[None, :]
-    dist = (dy * dy + dx * dx).sqrt().round()
+    return (dy * dy + dx * dx).sqrt().round()
+
+
+def distance_buckets(dist, alpha=ALPHA, beta=40, gamma=GAMMA):
+    """iRPE's "euclidean" bucket of rounded distances ``dist`` (float).
+
+    Small distances keep their own bucket, large ones share log-spaced
+    buckets: ``f(r) = r`` for ``r <= alpha`` and
+    ``min(beta, round(alpha + ln(r / alpha) / ln(gamma) * (beta - alpha)))``
+    beyond. The index is ``beta + f(r)``, in ``[beta, 2 * beta]``. In
+    float32 it gives the integers of a float64 computation (checked for
+    every distance below 3000 cells).
+
+    Returns:
+        Tensor: int64 indices, ``dist``'s shape.
+    """
     far = alpha + torch.log(dist.clamp(min=alpha) / alpha) / math.log(
         gamma) * (beta - alpha)
     bucket = torch.where(dist <= alpha, dist, far.round().clamp(max=beta))
     return (bucket + beta).long()
+
+
+def euclidean_buckets(height, width, alpha=ALPHA, beta=40, gamma=GAMMA,
+                      device=None):
+    """Bucket index of every (query, key) pair on a ``height x width`` grid:
+    :func:`distance_buckets` of :func:`grid_distances` (traceable for a
+    symbolic size, like both).
+
+    Returns:
+        Tensor: ``(height * width, height * width)`` int64 indices.
+    """
+    return distance_buckets(grid_distances(height, width, device), alpha,
+                            beta, gamma)
 
 
 class EuclideanRelPosBias(nn.Module):
@@ -50,10 +76,16 @@ class EuclideanRelPosBias(nn.Module):
     In deploy form (:meth:`switch_to_deploy`) the gathered ``(heads, N, N)``
     bias itself is cached per shape, device and dtype, so inference skips
     the gather; the cache is keyed by the table's version counter too, so
-    loading or editing the table invalidates it. During an ONNX export
-    (and any trace of the deploy form) the buckets are computed in the
-    graph from the traced size (:func:`euclidean_buckets`), so the
-    exported model takes any input size.
+    loading or editing the table invalidates it.
+
+    An exported graph (ONNX; any trace of the deploy form) computes the
+    bias from the traced size, so that it takes any input size. The train
+    form computes the buckets there (:func:`euclidean_buckets`). The
+    deploy form folds the bucket function into a constant instead, the
+    bias of every rounded distance up to ``alpha * gamma`` cells, beyond
+    which the bucket no longer changes (:meth:`distance_bias`): the graph
+    only computes the distances, clamps them and gathers, with fewer than
+    two thirds of the operators (which counts in a runtime at batch 1).
 
     Args:
         num_heads (int): Number of attention heads.
@@ -66,6 +98,8 @@ class EuclideanRelPosBias(nn.Module):
         super().__init__()
         self.bias_table = nn.Parameter(torch.zeros(num_heads, num_buckets))
         self.beta = (num_buckets - 1) // 2
+        # From alpha * gamma cells on, every distance is in the last bucket.
+        self.max_distance = ALPHA * GAMMA
         self.deploy = deploy
         self._index_cache = {}
         self._bias_cache = {}
@@ -83,9 +117,12 @@ class EuclideanRelPosBias(nn.Module):
 
     def forward(self, height, width):
         """Return the ``(heads, N, N)`` bias for an ``height x width`` map."""
-        traced = self.deploy and torch.jit.is_tracing()
-        if torch.onnx.is_in_onnx_export() or traced:
-            # The size is symbolic: compute the buckets in the graph.
+        if self.deploy and torch.jit.is_tracing():
+            # The size is symbolic: distances in the graph, buckets folded.
+            dist = grid_distances(height, width, self.bias_table.device)
+            index = dist.clamp(max=self.max_distance).long()
+            return self.distance_bias()[:, index]
+        if torch.onnx.is_in_onnx_export():
             index = euclidean_buckets(
                 height, width, beta=self.beta, device=self.bias_table.device)
             return self.bias_table[:, index]
@@ -93,6 +130,16 @@ class EuclideanRelPosBias(nn.Module):
             return self._cached_bias(height, width)
         index = self.bucket_index(height, width, self.bias_table.device)
         return self.bias_table[:, index]
+
+    def distance_bias(self):
+        """The ``(heads, max_distance + 1)`` bias of every rounded distance
+        from 0 to :attr:`max_distance`, which stands for all farther ones:
+        from ``alpha * gamma`` cells on the log-spaced bucket is ``2 *
+        beta``, the last. Computed from the table on every call, so that
+        an exporter folds it into one constant of the graph."""
+        dist = torch.arange(self.max_distance + 1, dtype=torch.float32,
+                            device=self.bias_table.device)
+        return self.bias_table[:, distance_buckets(dist, beta=self.beta)]
 
     def _cached_bias(self, height, width):
         table = self.bias_table

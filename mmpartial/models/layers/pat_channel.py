@@ -5,7 +5,6 @@ import torch.nn.functional as F
 
 from .builders import build_norm
 from .conv_bn import conv_to_linear, fold_output_affine, norm_affine
-from .deploy_ops import nchw, nhwc
 from .pat_dpconv import PartialSplitLayer
 
 
@@ -36,7 +35,7 @@ class StylePoolGate(nn.Module):
 
     def forward(self, x):
         if self.deploy:
-            return self.forward_tokens(nhwc(x))[:, :, None, None]
+            return self.forward_deploy(x)
         flat = x.flatten(2)
         # The unbiased std (torch's default) is undefined on a single
         # position; fall back to the biased one there instead of NaN.
@@ -60,32 +59,34 @@ class StylePoolGate(nn.Module):
         return norm(style)
 
     @staticmethod
-    def style_tokens(t):
+    def style_stats(x):
         """Per-channel mean and std (unbiased; biased on one position) of
-        channels-last ``t`` (``(B, H, W, C)``), as two ``(B, C)`` tensors.
+        ``x`` (``(B, C, H, W)``, any memory format) as two ``(B, C, 1, 1)``
+        tensors.
 
         Two passes (the mean, then the squared deviations) rather than
         ``torch.std_mean``, whose one-pass Welford kernel is several times
         slower on CPU; both are exact to rounding. Plain operators, so that
-        a compiler fuses them and an exporter maps them one to one.
+        a compiler fuses them and an exporter maps them one to one; the
+        kept dimensions spare an exported graph the reshapes.
         """
-        positions = t.shape[1] * t.shape[2]
-        mean = t.mean((1, 2))
-        deviation = t - mean[:, None, None, :]
-        squares = (deviation * deviation).sum((1, 2))
+        positions = x.shape[2] * x.shape[3]
+        mean = x.mean((2, 3), keepdim=True)
+        deviation = x - mean
+        squares = (deviation * deviation).sum((2, 3), keepdim=True)
         if isinstance(positions, torch.Tensor):  # a traced size
             count = (positions - 1).clamp(min=1).to(squares.dtype)
         else:
             count = max(positions - 1, 1)
         return mean, (squares / count).sqrt()
 
-    def forward_tokens(self, t):
-        """Deploy form: the gate of channels-last ``t`` as ``(B, C)``
-        factors."""
-        mean, std = self.style_tokens(t)
+    def forward_deploy(self, x):
+        """Deploy form: the gate of ``x`` as ``(B, C, 1, 1)`` factors."""
+        mean, std = self.style_stats(x)
         # The (1, 2) kernel reads (mean, std) of every input channel: as a
         # matrix, columns in the order (channel, statistic).
-        return self.act(self.conv(torch.stack((mean, std), dim=-1).flatten(1)))
+        gate = self.act(self.conv(torch.cat((mean, std), -1).flatten(1)))
+        return gate.reshape(-1, self.conv.out_features, 1, 1)
 
     def switch_to_deploy(self):
         """Fold the norm into the ``(1, 2)`` convolution, which gets a bias
@@ -199,37 +200,23 @@ class PATChannel(PartialSplitLayer):
         return 2 * attn_channels * attn_channels if self.channel_attn else 0
 
     def forward(self, x):
-        if self.deploy:
-            return self.forward_deploy(x)
+        """The 3x3 convolution of the first part beside the gated second
+        part, concatenated over channels; in train and deploy form alike
+        (in deploy form the gate is folded and, once the block folded it,
+        the norm an identity).
+
+        Returns:
+            Tensor: ``(B, C, H, W)``, in ``x``'s memory format.
+        """
         if self.learns_split:
             return self._forward_learned(x)
+        self._check_sized()
         x = self.gather_channels(x, 1)
         x1, x2 = torch.split(x, [self.conv_channels, self.attn_channels], 1)
         if self.gate is not None:
             x2 = self.norm(x2 * self.gate(x2))
         return self.scatter_channels(torch.cat((self.conv(x1), x2), dim=1),
                                      1)
-
-    def forward_deploy(self, x):
-        """Deploy form: the 3x3 convolution of the first part beside the
-        gated second part, concatenated over channels-last tokens.
-
-        Returns:
-            Tensor: ``(B, C, H, W)`` in channels_last memory format.
-        """
-        self._check_sized()
-        x = self.gather_channels(x, 1)
-        c1 = self.conv_channels
-        first = nhwc(self.conv(x[:, :c1]))
-        second = nhwc(x[:, c1:])
-        if self.gate is not None:
-            second = second * self.gate.forward_tokens(second)[:, None,
-                                                               None, :]
-            if not isinstance(self.norm, nn.Identity):
-                # Deployed on its own: the norm has not been folded away.
-                second = nhwc(self.norm(nchw(second)))
-        out = nchw(torch.cat((first, second), -1))
-        return self.scatter_channels(out, 1)
 
     def _deploy_branches(self):
         """Fold what this layer can fold on its own (the gate's norm). The

@@ -2,7 +2,6 @@ import torch
 import torch.nn as nn
 
 from .conv_bn import fold_input_affine, norm_affine
-from .deploy_ops import nchw, nhwc
 from .irpe import EuclideanRelPosBias
 from .pat_dpconv import PartialSplitLayer
 
@@ -56,7 +55,9 @@ class RelPosSelfAttention(nn.Module):
         b, n, _ = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        bias = self.rel_pos(height, width).to(q.dtype)
+        bias = self.rel_pos(height, width)
+        if bias.dtype != q.dtype:  # a float32 table under autocast
+            bias = bias.to(q.dtype)
         # Written out rather than F.scaled_dot_product_attention, whose CPU
         # path for an additive mask is the slower generic one.
         attn = torch.matmul(q, k.transpose(-2, -1)) * self.scale + bias
@@ -267,34 +268,26 @@ class PATSelfAttention(PartialSplitLayer):
             2 * tokens * tokens * attn_channels
 
     def forward(self, x):
-        if self.deploy:
-            return self.forward_deploy(x)
-        if self.learns_split:
-            return self._forward_learned(x)
-        x = self.gather_channels(x, 1)
-        x1, x2 = torch.split(x, [self.conv_channels, self.attn_channels], 1)
-        b, c, h, w = x2.shape
-        tokens = self.norm(x2.flatten(2).transpose(1, 2))
-        x2 = self.attn(tokens, h, w).transpose(1, 2).reshape(b, c, h, w)
-        return self.scatter_channels(torch.cat((self.conv(x1), x2), dim=1),
-                                     1)
-
-    def forward_deploy(self, x):
-        """Deploy form: the 3x3 convolution of the first part beside the
-        attention over channels-last tokens of the second.
+        """The 3x3 convolution of the first part beside the attention over
+        the positions of the second, concatenated over channels; in train
+        and deploy form alike (in deploy form the norm has no affine and
+        the attention no dropout).
 
         Returns:
-            Tensor: ``(B, C, H, W)`` in channels_last memory format.
+            Tensor: ``(B, C, H, W)``, in ``x``'s memory format.
         """
+        if self.learns_split:
+            return self._forward_learned(x)
         self._check_sized()
         x = self.gather_channels(x, 1)
-        c1, d = self.conv_channels, self.attn_channels
-        b, _, h, w = x.shape
-        first = nhwc(self.conv(x[:, :c1]))
-        tokens = self.norm(nhwc(x[:, c1:]).reshape(b, h * w, d))
-        second = self.attn(tokens, h, w).reshape(b, h, w, d)
-        out = nchw(torch.cat((first, second), -1))
-        return self.scatter_channels(out, 1)
+        x1, x2 = torch.split(x, [self.conv_channels, self.attn_channels], 1)
+        h, w = x2.shape[2:]
+        tokens = self.norm(x2.flatten(2).transpose(1, 2))
+        # reshape_as rather than the four sizes: fewer shape operators in
+        # an exported graph.
+        x2 = self.attn(tokens, h, w).transpose(1, 2).reshape_as(x2)
+        return self.scatter_channels(torch.cat((self.conv(x1), x2), dim=1),
+                                     1)
 
     def _deploy_branches(self):
         """Fold the LayerNorm's affine into ``qkv`` (which gets a bias); no
