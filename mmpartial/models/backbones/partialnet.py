@@ -328,11 +328,9 @@ class PartialNet(BaseModule):
     def forward_deploy(self, x):
         """The deploy forward: the same outputs as :meth:`forward`.
 
-        The layers' deploy forwards compute on the channels-last view of
-        their input (see :mod:`~mmpartial.models.layers.deploy_ops`), so
-        the activations stay in ``channels_last`` memory format from the
-        stem on; the outputs are returned as contiguous NCHW tensors, as in
-        train form.
+        The activations stay in ``channels_last`` memory format from the
+        stem on (see :mod:`~mmpartial.models.layers.deploy_ops`); the
+        outputs are contiguous NCHW tensors, as in train form.
         """
         outs = []
         x = x.contiguous(memory_format=torch.channels_last)
