@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tool_main import run_main
 from mmpartial.datasets.toy import (MAX_CLASSES, MAX_SIZE, MIN_SIZE,
                                     make_toy_imagenet)
 
@@ -225,6 +226,11 @@ def test_not_solvable_by_colour_but_learnable(toy):
 # ------------------------------------------------------------ bad input ---
 
 
+def cli(capsys, *args):
+    """The tool's ``main`` in this process (the bad-input tests)."""
+    return run_main('make_toy_imagenet.py', capsys, *args)
+
+
 def _run_cli(*args):
     return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)],
                           cwd=REPO,
@@ -242,40 +248,34 @@ def _run_cli(*args):
     (['--size', '1024'], '--size'),
     (['--seed', '-1'], '--seed'),
 ])
-@pytest.mark.slow
-def test_cli_rejects_bad_arguments(tmp_path, args, flag):
+def test_cli_rejects_bad_arguments(tmp_path, capsys, args, flag):
     out = tmp_path / 'out'
-    res = _run_cli(out, *args)
+    res = cli(capsys, out, *args)
     assert res.returncode != 0
     assert flag in res.stderr
-    assert 'Traceback' not in res.stderr
     assert not out.exists()
 
 
-@pytest.mark.slow
-def test_cli_classes_error_names_maximum(tmp_path):
-    res = _run_cli(tmp_path / 'out', '--classes', '1')
+def test_cli_classes_error_names_maximum(tmp_path, capsys):
+    res = cli(capsys, tmp_path / 'out', '--classes', '1')
     assert res.returncode != 0
     assert '--classes' in res.stderr
     assert str(MAX_CLASSES) in res.stderr
 
 
-@pytest.mark.slow
-def test_cli_unwritable_out_dir(tmp_path):
+def test_cli_unwritable_out_dir(tmp_path, capsys):
     blocker = tmp_path / 'a_file'
     blocker.write_text('not a folder')
     out = blocker / 'toy'
-    res = _run_cli(out, '--train-per-class', '1', '--val-per-class', '1')
+    res = cli(capsys, out, '--train-per-class', '1', '--val-per-class', '1')
     assert res.returncode != 0
     assert str(out) in res.stderr
-    assert 'Traceback' not in res.stderr
     assert blocker.read_text() == 'not a folder'
 
     # OUT_DIR itself being a regular file.
-    res = _run_cli(blocker)
+    res = cli(capsys, blocker)
     assert res.returncode != 0
     assert str(blocker) in res.stderr
-    assert 'Traceback' not in res.stderr
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import pytest
 from mmengine.registry import DATASETS, init_default_scope
 from PIL import Image
 
+from tool_main import run_main
 from mmpartial.datasets.toy import (CATEGORIES, CLASSES, MAX_SIZE, MIN_SIZE,
                                     OutputDirError, make_toy_shapes,
                                     render_single_shape, shape_class_names)
@@ -37,6 +38,11 @@ def _read_ann(path):
 def _tree_bytes(root):
     return {p.relative_to(root).as_posix(): p.read_bytes()
             for p in sorted(root.rglob('*')) if p.is_file()}
+
+
+def cli(capsys, *args):
+    """The tool's ``main`` in this process (the bad-input tests)."""
+    return run_main('make_toy_shapes.py', capsys, *args)
 
 
 def _run_cli(*args):
@@ -198,25 +204,21 @@ def test_api_unwritable_out_dir(tmp_path):
     (['--size', '16'], '--size'),
     (['--seed', '-1'], '--seed'),
 ])
-@pytest.mark.slow
-def test_cli_rejects_bad_arguments(tmp_path, args, flag):
+def test_cli_rejects_bad_arguments(tmp_path, capsys, args, flag):
     out = tmp_path / 'out'
-    res = _run_cli(out, *args)
+    res = cli(capsys, out, *args)
     assert res.returncode != 0
     assert flag in res.stderr
-    assert 'Traceback' not in res.stderr
     assert not out.exists()
 
 
-@pytest.mark.slow
-def test_cli_unwritable_out_dir(tmp_path):
+def test_cli_unwritable_out_dir(tmp_path, capsys):
     blocker = tmp_path / 'a_file'
     blocker.write_text('not a folder')
     for out in (blocker / 'shapes', blocker):
-        res = _run_cli(out, '--train', '1', '--val', '1')
+        res = cli(capsys, out, '--train', '1', '--val', '1')
         assert res.returncode != 0
         assert str(out) in res.stderr
-        assert 'Traceback' not in res.stderr
     assert blocker.read_text() == 'not a folder'
 
 
