@@ -5,11 +5,12 @@ from argument parsing or from the first file written. An unexpected
 exception propagates and fails the test, which a spawned run would show as
 a traceback on stderr. Each tool keeps one spawned test of its entry point.
 """
+import os.path as osp
 import runpy
 from collections import namedtuple
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
+
 Result = namedtuple('Result', 'returncode stdout stderr')
 
 
@@ -22,7 +23,7 @@ def run_main(tool, capsys, *args):
         the SystemExit it raised: argparse's 2, ``sys.exit('message')``'s
         1) and what it printed.
     """
-    main = runpy.run_path(str(REPO / 'tools' / tool))['main']
+    main = runpy.run_path(osp.join(REPO, 'tools', tool))['main']
     capsys.readouterr()  # drop what earlier steps of the test printed
     try:
         code = main([str(a) for a in args])
